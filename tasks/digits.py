@@ -1,0 +1,152 @@
+"""Sequential digit classification: images fed pixel by pixel, the class read out at the last step.
+
+``seq_digits`` uses scikit-learn's 8x8 digits (1797 images, no download), a stand-in for sequential
+MNIST; give ``path`` to an MNIST file (``.npz`` with ``x_train, y_train, x_test, y_test`` as Keras
+ships it, or a folder of the four IDX files) for the real 784-step task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import Task, TaskBatch, register
+
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped): magic, dims, then unsigned bytes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    n_dims = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=n_dims, offset=4).astype(int)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * n_dims)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+    return data.reshape(dims)
+
+
+def load_mnist(path: str) -> dict[str, np.ndarray]:
+    """MNIST from a Keras-style ``.npz`` or a folder of IDX files; pixels scaled to [0, 1]."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"MNIST file not found: {path}")
+    if p.is_dir():
+        arrays = {}
+        for key, stem in IDX_NAMES.items():
+            hits = [p / stem, p / (stem + ".gz")]
+            found = next((h for h in hits if h.exists()), None)
+            if found is None:
+                raise FileNotFoundError(f"{path} has no {stem}[.gz]")
+            arrays[key] = read_idx(found)
+    else:
+        try:
+            with np.load(p) as z:
+                arrays = {k: z[k] for k in IDX_NAMES}
+        except KeyError as e:
+            raise ValueError(f"{path} lacks array {e}; expected x_train, y_train, x_test, y_test") from None
+        except Exception as e:  # zip or pickle errors from a corrupt file
+            raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__})") from None
+    for k in ("x_train", "x_test"):
+        arrays[k] = arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) / 255.0
+    return arrays
+
+
+@lru_cache(maxsize=4)
+def _dataset(path: str | None, test_fraction: float, seed: int):
+    if path is None:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = d.data.astype(np.float32) / 16.0
+        y = d.target.astype(np.int64)
+        order = np.random.default_rng(seed).permutation(len(y))
+        n_test = int(round(test_fraction * len(y)))
+        test, train = order[:n_test], order[n_test:]
+        arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+    else:
+        arrays = load_mnist(path)
+    return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+
+@register("seq_digits")
+@dataclass
+class SeqDigits(Task):
+    """Pixels (``pixels_per_step`` at a time) on the inputs; 10 class logits, scored at the last step.
+    ``split`` is ``train`` or ``test``; ``held_out()`` gives the test split."""
+
+    path: str | None = None
+    split: str = "train"
+    pixels_per_step: int = 1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    dt_ms: float = 1.0
+    loss_kind: str = field(default="xent", init=False, repr=False)
+
+    def check(self):
+        super().check()
+        if self.split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {self.split!r}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        n_pixels = self._data()["x_train"].shape[1]
+        if self.pixels_per_step < 1 or n_pixels % self.pixels_per_step:
+            raise ValueError(f"pixels_per_step must divide the {n_pixels} pixels of an image")
+
+    def _data(self):
+        return _dataset(self.path, self.test_fraction, self.split_seed)
+
+    def held_out(self) -> "SeqDigits":
+        return dataclasses.replace(self, split="test")
+
+    @property
+    def n_inputs(self):
+        return self.pixels_per_step
+
+    @property
+    def n_outputs(self):
+        return 10
+
+    @property
+    def n_steps(self):
+        return self._data()["x_train"].shape[1] // self.pixels_per_step
+
+    def n_examples(self) -> int:
+        return len(self._data()[f"y_{self.split}"])
+
+    def sample(self, batch_size, generator=None):
+        d = self._data()
+        x, y = d[f"x_{self.split}"], d[f"y_{self.split}"]
+        idx = torch.randint(0, len(y), (batch_size,), generator=generator)
+        return self.batch_of(x[idx], y[idx])
+
+    def all_examples(self) -> TaskBatch:
+        """The whole split, in order (for a full test-set accuracy)."""
+        d = self._data()
+        return self.batch_of(d[f"x_{self.split}"], d[f"y_{self.split}"])
+
+    def batch_of(self, images: torch.Tensor, labels: torch.Tensor) -> TaskBatch:
+        inputs = images.reshape(len(labels), self.n_steps, self.pixels_per_step).float()
+        targets = torch.zeros(len(labels), self.n_steps, 10)
+        targets[:, -1] = torch.nn.functional.one_hot(labels, 10).float()
+        mask = torch.zeros_like(targets)
+        mask[:, -1] = 1
+        return TaskBatch(inputs, targets, mask, {"label": labels})
+
+    def score(self, outputs, batch):
+        return float((outputs[:, -1].argmax(dim=-1) == batch.meta["label"]).float().mean())
