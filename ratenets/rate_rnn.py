@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .checkpoint import register_model
 from .rollout import Rollout
 
 ACTIVATIONS = {
@@ -100,9 +101,12 @@ def init_recurrent(cfg: RateRNNConfig, signs: torch.Tensor, generator: torch.Gen
     return w
 
 
+@register_model
 class RateRNN(nn.Module):
     """Kim-style continuous-time rate network. ``forward(inputs [B,T,I]) -> Rollout``; the dynamics
     map is exposed as ``step(x, u)`` (one Euler step, no noise) and ``velocity(x, u)`` (dx/dt, per ms)."""
+
+    config_class = RateRNNConfig
 
     def __init__(self, cfg: RateRNNConfig, seed: int = 0):
         super().__init__()
@@ -196,8 +200,11 @@ class DiscreteRNNConfig:
             raise ValueError("n_units, n_inputs and n_outputs must be >= 1")
 
 
+@register_model
 class DiscreteRNN(nn.Module):
     """Discrete-time vanilla RNN with the project's model contract (``forward``, ``step``)."""
+
+    config_class = DiscreteRNNConfig
 
     def __init__(self, cfg: DiscreteRNNConfig, seed: int = 0):
         super().__init__()

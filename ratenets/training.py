@@ -1,0 +1,208 @@
+"""The project's one training loop, for every trainable model and task.
+
+Batched Adam on masked MSE (or cross-entropy for classification tasks), plus the model's own
+``regularizer(rollout)`` when it has one; gradient clipping; validation on a fixed held-out batch every
+``eval_every`` steps with an early stop at ``target_score``; checkpoints every ``checkpoint_every``
+steps that hold everything needed to resume bit-for-bit (weights, optimiser, step, RNG states,
+history). A non-finite loss stops training with ``TrainingDiverged`` naming the step; the last good
+checkpoint is kept.
+
+Kim et al. 2019 trained on one trial per update (loss ``sqrt(Σ(o-z)²)``, Adam lr 0.01); batching
+trials is the main speed-up here (``bench/rate_training.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from tasks import Task, TaskBatch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Knobs of the training loop."""
+
+    n_steps: int = 2000
+    batch_size: int = 32
+    lr: float = 0.01
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1000
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    eval_batch_size: int = 256
+    target_score: float = 1.01
+    checkpoint_every: int = 100
+
+    def check(self) -> None:
+        positive = ("n_steps", "batch_size", "eval_every", "eval_batch_size", "checkpoint_every", "lr_decay_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError("grad_clip and weight_decay must be >= 0")
+
+
+@dataclass
+class TrainResult:
+    score: float
+    step: int
+    history: dict = field(default_factory=dict)
+    resumed_from: int | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for ``cuda`` without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here (use auto or cpu)")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def task_loss(outputs: torch.Tensor, batch: TaskBatch, loss_kind: str) -> torch.Tensor:
+    """Masked mean squared error, or cross-entropy over the masked steps (targets one-hot)."""
+    if loss_kind == "xent":
+        steps = batch.mask[..., 0] > 0
+        return torch.nn.functional.cross_entropy(outputs[steps], batch.targets[steps].argmax(dim=-1))
+    mask = batch.mask
+    return (mask * (outputs - batch.targets) ** 2).sum() / mask.sum().clamp_min(1)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, task: Task, batch: TaskBatch) -> float:
+    was_training = model.training
+    model.eval()
+    try:
+        return task.score(model(batch.inputs).outputs, batch)
+    finally:
+        model.train(was_training)
+
+
+def _rng_state(task_gen: torch.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "task": task_gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, task_gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    task_gen.set_state(state["task"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def train(
+    model: torch.nn.Module,
+    task: Task,
+    cfg: TrainConfig,
+    checkpoint_path: Path | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``model`` on ``task``; resume from ``checkpoint_path`` if it holds an unfinished run.
+
+    The checkpoint is written every ``cfg.checkpoint_every`` steps and at the end (with
+    ``done=True``). A finished checkpoint is loaded and returned without training.
+    """
+    cfg.check()
+    device = resolve_device(device) if isinstance(device, str) else device
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, gamma=cfg.lr_decay)
+    torch.manual_seed(seed)
+    task_gen = torch.Generator().manual_seed(seed)
+    eval_task = task.held_out()
+    val_batch = eval_task.sample(cfg.eval_batch_size, torch.Generator().manual_seed(seed + 10_000)).to(device)
+    history = {"step": [], "loss": [], "eval_step": [], "eval_score": []}
+    step, score, resumed_from = 0, float("nan"), None
+
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        ckpt = load_checkpoint(checkpoint_path)
+        model.load_state_dict(ckpt["model_state"])
+        history = ckpt["history"]
+        step, score = ckpt["step"], ckpt["score"]
+        if ckpt.get("done"):
+            return TrainResult(score, step, history, resumed_from=step)
+        opt.load_state_dict(ckpt["optimizer_state"])
+        sched.load_state_dict(ckpt["scheduler_state"])
+        _set_rng_state(ckpt["rng"], task_gen, device)
+        resumed_from = step
+
+    def checkpoint(done: bool) -> None:
+        if checkpoint_path is None:
+            return
+        save_checkpoint(
+            checkpoint_path,
+            model,
+            optimizer_state=opt.state_dict(),
+            scheduler_state=sched.state_dict(),
+            step=step,
+            score=score,
+            done=done,
+            history=history,
+            rng=_rng_state(task_gen, device),
+            train_config=asdict(cfg),
+            seed=seed,
+        )
+
+    bar = tqdm(total=cfg.n_steps, initial=step, disable=not progress, desc=f"train {type(model).__name__}")
+    loss_kind = getattr(task, "loss_kind", "mse")
+    regularizer = getattr(model, "regularizer", None)
+    while step < cfg.n_steps:
+        batch = task.sample(cfg.batch_size, task_gen).to(device)
+        rollout = model(batch.inputs)
+        loss = task_loss(rollout.outputs, batch, loss_kind)
+        if regularizer is not None:
+            loss = loss + regularizer(rollout)
+        value = float(loss)
+        if not math.isfinite(value):
+            bar.close()
+            kept = "no checkpoint was written yet"
+            if checkpoint_path is not None and Path(checkpoint_path).exists():
+                kept = f"last good checkpoint kept: {checkpoint_path}"
+            raise TrainingDiverged(f"training loss became {value} at step {step + 1}; {kept}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        history["step"].append(step)
+        history["loss"].append(value)
+        bar.update(1)
+        stop = False
+        if step % cfg.eval_every == 0 or step == cfg.n_steps:
+            score = evaluate(model, task, val_batch)
+            history["eval_step"].append(step)
+            history["eval_score"].append(score)
+            bar.set_postfix(loss=f"{value:.4f}", score=f"{score:.3f}")
+            stop = score >= cfg.target_score
+        if stop or step == cfg.n_steps:
+            checkpoint(done=True)
+            break
+        if step % cfg.checkpoint_every == 0:
+            checkpoint(done=False)
+    bar.close()
+    return TrainResult(score, step, history, resumed_from)
