@@ -29,7 +29,7 @@ def register_model(cls):
 def versions() -> dict[str, str]:
     import numpy
 
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    out = {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(numpy.__version__)}
     try:
         from importlib.metadata import version
 

@@ -175,7 +175,7 @@ def train(
         loss = task_loss(rollout.outputs, batch, loss_kind)
         if regularizer is not None:
             loss = loss + regularizer(rollout)
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             bar.close()
             kept = "no checkpoint was written yet"
