@@ -80,8 +80,17 @@ def main() -> None:
     x = (torch.rand(batch, steps, N_INPUTS) < 0.05).float()
     target = torch.randn(batch, steps, N_OUTPUTS)
 
-    cfg = LSNNConfig(n_lif=n // 2, n_alif=n - n // 2, n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, dt_ms=1.0,
-                     tau_a_ms=700.0, refractory_steps=5, input_scale=1.0, rec_scale=0.1)
+    cfg = LSNNConfig(
+        n_lif=n // 2,
+        n_alif=n - n // 2,
+        n_inputs=N_INPUTS,
+        n_outputs=N_OUTPUTS,
+        dt_ms=1.0,
+        tau_a_ms=700.0,
+        refractory_steps=5,
+        input_scale=1.0,
+        rec_scale=0.1,
+    )
     ours = LSNN(cfg)
 
     def run_ours():

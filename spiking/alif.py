@@ -29,7 +29,8 @@ per-neuron parameters as buffers. State is always passed in and returned, never 
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from snntorch import surrogate
@@ -215,4 +216,3 @@ class ALIF(SpikingNeuron):
         if state is None:
             state = self.initial_state(current.shape[0], current.device)
         return alif_step(current, state, self.parameters_tuple(), self.dt_ms, self.spike_grad)
-

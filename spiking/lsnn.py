@@ -190,8 +190,8 @@ class LSNN(nn.Module):
     def step(self, state: ALIFState, u: torch.Tensor) -> ALIFState:
         """One step from ``state`` with input ``u [B, I]`` (the reference implementation of the loop)."""
         current = u @ self.w_in.T + state.z @ self.w_rec().T
-        _, new_state = alif_step(current, state, self.neurons.parameters_tuple(), self.cfg.dt_ms, self.neurons.spike_grad)
-        return new_state
+        params = self.neurons.parameters_tuple()
+        return alif_step(current, state, params, self.cfg.dt_ms, self.neurons.spike_grad)[1]
 
     def forward(self, inputs: torch.Tensor, state: ALIFState | None = None) -> Rollout:
         batch, n_steps, _ = inputs.shape
@@ -208,7 +208,17 @@ class LSNN(nn.Module):
         n_ref = p.refractory_steps
         if cfg.surrogate == "bellec":
             z_tm, v_tm, b_tm = LSNNScan.apply(
-                drive, w_rec_t, alpha, rho, thr, beta, state.v, state.b, state.z, state.refractory, n_ref,
+                drive,
+                w_rec_t,
+                alpha,
+                rho,
+                thr,
+                beta,
+                state.v,
+                state.b,
+                state.z,
+                state.refractory,
+                n_ref,
                 cfg.dampening,
             )
         else:
@@ -226,7 +236,7 @@ class LSNN(nn.Module):
 
     def _loop(self, drive, w_rec_t, alpha, rho, thr, beta, state):
         """The same loop through autograd, for the snntorch surrogates; returns ``[T,B,N]`` tensors."""
-        cfg, n_ref, spike = self.cfg, self.cfg.refractory_steps, self.neurons.spike_grad
+        n_ref, spike = self.cfg.refractory_steps, self.neurons.spike_grad
         v, b, z = state.v, state.b, state.z
         # step of each unit's last spike: a count r > 0 of blocked steps means it fired at r - n_ref - 1
         last = torch.where(state.refractory > 0, state.refractory - n_ref - 1, -n_ref - 1).to(torch.int64)
