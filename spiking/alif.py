@@ -93,7 +93,7 @@ def spike_function(name: str = "bellec", dampening: float = BELLEC_DAMPENING) ->
     if name not in SURROGATES:
         raise ValueError(f"surrogate must be one of {', '.join(SURROGATE_NAMES)}, got {name!r}")
     fn = SURROGATES[name]()
-    return lambda v, threshold: fn((v - threshold) / threshold)
+    return lambda v, threshold: fn((v - threshold) / threshold).to(v.dtype)  # snntorch returns float32
 
 
 class ALIFParameters(NamedTuple):

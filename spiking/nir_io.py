@@ -254,6 +254,10 @@ def export_lif_network(net, readout_filter: bool = True) -> nir.NIRGraph:
     _warn(f"discrete step of {p.dt_ms} ms is left to the simulator")
     if not readout_filter:
         _warn("readout filter (double exponential) left out: the readout reads the spikes")
+    b_out = getattr(net, "b_out", None)
+    readout = (
+        nir.Linear(weight=_f64(net.w_out)) if b_out is None else nir.Affine(weight=_f64(net.w_out), bias=_f64(b_out))
+    )
     scale = r[:, None]
     return _graph(
         net.w_in.shape[1],
@@ -262,7 +266,7 @@ def export_lif_network(net, readout_filter: bool = True) -> nir.NIRGraph:
         neuron,
         _f64(net.w_rec) / scale,
         cuba_li,
-        nir.Linear(weight=_f64(net.w_out)),
+        readout,
         metadata,
     )
 
@@ -298,12 +302,15 @@ def import_lif_network(source: str | Path | nir.NIRGraph):
         tau_d_ms = np.asarray(lif.tau_syn, dtype=np.float64) * 1000.0
         rate_dt_ms, scale_factor = 5.0, 1.0
     as32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)).to(torch.float32)  # noqa: E731
+    readout = nodes["readout"]
+    extra = {"b_out": as32(readout.bias)} if isinstance(readout, nir.Affine) else {}
     return LIFNetwork(
         w_rec=as32(np.asarray(nodes["w_rec"].weight, dtype=np.float64) * r),
         w_in=as32(np.asarray(nodes["w_in"].weight, dtype=np.float64) * r),
-        w_out=as32(nodes["readout"].weight),
+        w_out=as32(readout.weight),
         tau_d_ms=as32(tau_d_ms),
         params=params,
         rate_dt_ms=rate_dt_ms,
         scale_factor=scale_factor,
+        **extra,
     )

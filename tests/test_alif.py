@@ -1,0 +1,123 @@
+"""ALIF neuron (spiking/alif.py): golden trajectory against the hand-written Bellec 2018 equations,
+the pseudo-derivative's values, adaptation dynamics, snntorch state traps, bad parameters."""
+
+import math
+
+import pytest
+import snntorch
+import torch
+
+from spiking.alif import (
+    ALIF,
+    ALIFParameters,
+    ALIFState,
+    alif_step,
+    bellec_pseudo_derivative,
+    check_parameters,
+    spike_function,
+)
+
+
+def hand_written(currents, tau_m, tau_a, beta, thr, dt, n_ref):
+    """Bellec 2018 for one neuron, plain Python floats."""
+    alpha, rho = math.exp(-dt / tau_m), math.exp(-dt / tau_a)
+    v = b = z = 0.0
+    blocked = 0
+    out = []
+    for i in currents:
+        b = rho * b + (1 - rho) * z
+        a = thr + beta * b
+        v = alpha * v + (1 - alpha) * i - a * z
+        z = 1.0 if (v > a and blocked == 0) else 0.0
+        blocked = n_ref if z else max(blocked - 1, 0)
+        out.append((v, b, a, z))
+    return out
+
+
+def test_golden_trajectory_matches_hand_written_equations():
+    torch.set_default_dtype(torch.float64)
+    try:
+        currents = [0.0, 0.3, 0.5, 0.5, 0.5, 0.1, 0.0, 0.6, 0.6, 0.6, 0.6, 0.0, 0.0, 0.7, 0.7, 0.7, 0.7, 0.7]
+        params = dict(tau_m=20.0, tau_a=200.0, beta=1.6, thr=0.01, dt=1.0, n_ref=2)
+        golden = hand_written(currents, **params)
+        p = ALIFParameters(torch.tensor([20.0]), torch.tensor([200.0]), torch.tensor([1.6]), torch.tensor([0.01]), 2)
+        state = ALIFState(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.int32))
+        spikes = []
+        for i, (v, b, _a, z) in zip(currents, golden):
+            zt, state = alif_step(torch.tensor([[i]]), state, p, 1.0)
+            assert state.v.item() == pytest.approx(v, abs=1e-12)
+            assert state.b.item() == pytest.approx(b, abs=1e-12)
+            assert zt.item() == z
+            spikes.append(z)
+        assert sum(spikes) >= 3  # the trajectory exercises spikes, resets and refractoriness
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_pseudo_derivative_values():
+    x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 1.5])
+    expected = torch.tensor([0.0, 0.0, 0.15, 0.3, 0.225, 0.0, 0.0])
+    assert torch.allclose(bellec_pseudo_derivative(x), expected)
+    # through the fused spike: dz/dv = ψ(ṽ)/A with ṽ = (v - A)/A
+    a = torch.tensor([0.02, 0.02, 0.02])
+    v = torch.tensor([0.02, 0.025, 0.05], requires_grad=True)
+    z = spike_function("bellec")(v, a)
+    assert z.tolist() == [0.0, 1.0, 1.0]
+    z.sum().backward()
+    expected_v = bellec_pseudo_derivative((v.detach() - a) / a) / a
+    assert torch.allclose(v.grad, expected_v)
+    assert torch.allclose(v.grad, torch.tensor([15.0, 11.25, 0.0]))
+
+
+def test_snntorch_surrogates_selectable():
+    v = torch.tensor([0.005, 0.015], requires_grad=True)
+    a = torch.tensor([0.01, 0.01])
+    z = spike_function("atan")(v, a)
+    assert z.tolist() == [0.0, 1.0]
+    z.sum().backward()
+    assert (v.grad > 0).all()
+    with pytest.raises(ValueError, match="surrogate must be one of"):
+        spike_function("nope")
+
+
+def test_threshold_rises_after_spikes_and_decays_back():
+    neuron = ALIF(1, tau_m_ms=20.0, tau_a_ms=100.0, beta=1.8, threshold=0.01, dt_ms=1.0)
+    state = neuron.initial_state(1)
+    thresholds, n_spikes = [], 0
+    for t in range(400):
+        drive = torch.full((1, 1), 0.2 if t < 50 else 0.0)
+        z, state = neuron(drive, state)
+        n_spikes += int(z.item())
+        thresholds.append(0.01 + 1.8 * state.b.item())
+    assert n_spikes >= 5
+    peak = max(thresholds[:60])
+    assert peak > 0.05  # well above the baseline 0.01
+    # after the drive stops, b decays with τa: e^{-350/100} ≈ 3 % of the peak excess remains
+    assert thresholds[-1] - 0.01 < 0.05 * (peak - 0.01)
+    assert all(x >= y for x, y in zip(thresholds[60:], thresholds[61:]))
+
+
+def test_neurons_do_not_share_state_or_leak_into_snntorch_registry():
+    before = len(snntorch.SpikingNeuron.instances)
+    a = ALIF(3, dt_ms=1.0)
+    b = ALIF(3, dt_ms=1.0)
+    assert len(snntorch.SpikingNeuron.instances) == before
+    sa = a.initial_state(2)
+    za, sa = a(torch.full((2, 3), 0.5), sa)
+    sb = b.initial_state(2)
+    assert torch.count_nonzero(sb.v) == 0 and torch.count_nonzero(sa.v) > 0
+    assert not hasattr(a, "mem") and not hasattr(a, "spk")
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("tau_a_ms", 0.0, "tau_a_ms must be > 0"), ("tau_a_ms", -5.0, "tau_a_ms must be > 0"),
+     ("tau_m_ms", 0.0, "tau_m_ms must be > 0"), ("threshold", 0.0, "threshold must be > 0"),
+     ("beta", -1.0, "beta must be >= 0")],
+)  # fmt: skip
+def test_bad_parameters_raise_one_value_error(field, value, message):
+    p = ALIFParameters(torch.tensor([20.0]), torch.tensor([200.0]), torch.tensor([1.6]), torch.tensor([0.01]))
+    with pytest.raises(ValueError, match=message):
+        check_parameters(p._replace(**{field: torch.tensor([value])}), 1.0)
+    with pytest.raises(ValueError, match=message):
+        ALIF(1, **{field: value})
