@@ -1,0 +1,209 @@
+"""Turn whatever recurrent model a user has into one pure map of a state, without changing the model.
+
+Accepted (first match wins):
+
+* a spiking model (it has ``rate_net`` or ``smooth_surrogate``): refused, analyse ``surrogate_for(model)``;
+* a stock ``nn.RNN``/``nn.GRU``/``nn.LSTM`` or ``*Cell`` (see :mod:`fixedpoints.stock` for the state layout);
+* an object with ``velocity(x, u)`` and no ``step`` (or ``continuous=True``): continuous time, solve ``ẋ = 0``;
+* an object with ``step(x, u)``: discrete time, solve ``F(x, u) = x``;
+* any other callable ``f(x, u) -> next state`` (``continuous=True``: ``-> dx/dt``).
+
+The model is analysed through a private deep copy with gradients off and in eval mode, once in its own
+dtype (for the fast first phase) and once in float64 (for the polish and the linearisation). Where a
+copy cannot be made the model itself is frozen and put in eval mode, and both are restored in a
+``finally``; either way the user's parameters, their ``requires_grad`` flags and train/eval mode are as
+they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import stock
+
+StateMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Dynamics:
+    """A model as a pure batched map: ``fn(x [B,D], u [B,I]) -> [B,D]`` is the next state (discrete) or
+    ``dx/dt`` (continuous). ``dt`` is the step used to simulate a continuous system (model's time unit)."""
+
+    fn: StateMap
+    continuous: bool
+    n_state: int | None
+    n_inputs: int | None
+    dtype: torch.dtype | None
+    device: torch.device | None
+    dt: float = 1.0
+    description: str = ""
+    layout_text: str = ""
+
+    def residual(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``F(x, u) - x`` (discrete) or ``ẋ`` (continuous); zero exactly at a fixed point."""
+        out = self.fn(x, u)
+        return out if self.continuous else out - x
+
+    def advance(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One step of the dynamics: ``F(x, u)``, or an Euler step ``x + dt·ẋ`` in continuous time."""
+        out = self.fn(x, u)
+        return x + self.dt * out if self.continuous else out
+
+
+def surrogate_for(model):
+    """The smooth model through which a spiking model is analysed.
+
+    Resetting a membrane after a spike is a jump: the map is not differentiable and a Jacobian of it
+    means nothing. A transferred LIF network (Kim et al. 2019) is analysed through the rate network its
+    weights came from (the transfer scales rates to currents linearly, so fixed points correspond
+    one-to-one); an LSNN through its filtered-rate dynamics. A spiking model declares its surrogate by an
+    attribute ``rate_net`` or a method ``smooth_surrogate()``; a smooth model is returned as it is.
+    """
+    if hasattr(model, "smooth_surrogate"):
+        return model.smooth_surrogate()
+    if getattr(model, "rate_net", None) is not None:
+        return model.rate_net
+    raise TypeError(
+        f"{type(model).__name__} has no smooth surrogate: spiking models are analysed through their smooth "
+        "surrogate (a transferred LIF network through its rate network: give it a `rate_net` attribute, "
+        "or define `smooth_surrogate()`); a spike reset is not differentiable"
+    )
+
+
+def _is_spiking(model) -> bool:
+    return hasattr(model, "smooth_surrogate") or getattr(model, "rate_net", None) is not None
+
+
+def _owner(model):
+    """The object holding the parameters: the model, or the instance a bound method belongs to."""
+    return getattr(model, "__self__", model) if callable(model) and hasattr(model, "__func__") else model
+
+
+def _first_float(owner) -> tuple[torch.dtype | None, torch.device | None]:
+    if isinstance(owner, nn.Module):
+        for tensor in list(owner.parameters()) + list(owner.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype, tensor.device
+    return None, None
+
+
+def _n_inputs(owner) -> int | None:
+    cfg = getattr(owner, "cfg", None)
+    for source, name in ((cfg, "n_inputs"), (owner, "n_inputs"), (owner, "input_size")):
+        value = getattr(source, name, None) if source is not None else None
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _n_state(owner) -> int | None:
+    cfg = getattr(owner, "cfg", None)
+    for source, name in ((cfg, "n_units"), (owner, "n_units"), (owner, "hidden_size")):
+        value = getattr(source, name, None) if source is not None else None
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _build(model, owner, continuous: bool | None) -> Dynamics:
+    """The ``Dynamics`` of ``model`` whose parameters live in ``owner`` (a copy or the original)."""
+    dtype, device = _first_float(owner)
+    if stock.is_stock(owner):
+        lay = stock.layout(owner)
+        if continuous:
+            raise TypeError(f"{type(owner).__name__} is a discrete-time map; continuous=True does not apply")
+        return Dynamics(lambda x, u: stock.stock_step(owner, lay, x, u), False, lay.n_state, lay.n_inputs, dtype, device,
+                        description=f"stock {type(owner).__name__} ({lay.kind})", layout_text=lay.describe())
+    if model is not owner and hasattr(model, "__func__"):  # a bound method: rebind it to the copy
+        fn = getattr(owner, model.__name__)
+        is_cont = bool(continuous) or (continuous is None and model.__name__ == "velocity")
+        return Dynamics(fn, is_cont, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+                        description=f"{type(owner).__name__}.{model.__name__}")
+    has_step, has_velocity = hasattr(owner, "step"), hasattr(owner, "velocity")
+    if continuous is None:
+        continuous = has_velocity and not has_step
+    if continuous and has_velocity:
+        return Dynamics(owner.velocity, True, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+                        description=f"{type(owner).__name__}.velocity (continuous time)")
+    if has_step and not continuous:
+        return Dynamics(owner.step, False, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+                        description=f"{type(owner).__name__}.step")
+    if callable(owner):
+        name = getattr(owner, "__name__", type(owner).__name__)
+        return Dynamics(owner, bool(continuous), _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+                        description=f"callable {name}")
+    raise TypeError(
+        f"cannot analyse a {type(owner).__name__}: give an object with step(x, u) or velocity(x, u), a callable "
+        "f(x, u), or a stock torch.nn.RNN/GRU/LSTM (or *Cell)"
+    )
+
+
+def _dt(owner) -> float:
+    cfg = getattr(owner, "cfg", None)
+    for source, name in ((cfg, "dt_ms"), (owner, "dt_ms"), (owner, "dt")):
+        value = getattr(source, name, None) if source is not None else None
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return 1.0
+
+
+@contextlib.contextmanager
+def frozen_in_place(owner):
+    """Gradients off and eval mode on ``owner`` for the duration; both restored in a ``finally``."""
+    if not isinstance(owner, nn.Module):
+        yield owner
+        return
+    flags = [(p, p.requires_grad) for p in owner.parameters()]
+    modes = [(m, m.training) for m in owner.modules()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        owner.eval()
+        yield owner
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
+
+
+def _private_copy(owner, dtype: torch.dtype | None):
+    """A frozen eval-mode deep copy of ``owner`` (cast to ``dtype`` when given), or None if it cannot be copied."""
+    if not isinstance(owner, nn.Module):
+        return None
+    try:
+        clone = copy.deepcopy(owner)
+    except Exception:  # objects holding un-copyable handles: fall back to freezing in place
+        return None
+    clone.requires_grad_(False).eval()
+    if dtype is not None:
+        clone = clone.to(dtype)
+    return clone
+
+
+@contextlib.contextmanager
+def dynamics_of(model, continuous: bool | None = None, precise_dtype: torch.dtype | None = torch.float64):
+    """Yield ``(fast, precise)`` :class:`Dynamics` of ``model``: ``fast`` in the model's dtype, ``precise``
+    in ``precise_dtype`` where the model can be copied and cast (else the same as ``fast``)."""
+    if _is_spiking(model):
+        raise TypeError(
+            f"{type(model).__name__} is a spiking model: spiking models are analysed through their smooth surrogate; "
+            "call fixedpoints.find(fixedpoints.surrogate_for(model), ...)"
+        )
+    owner = _owner(model)
+    fast_owner = _private_copy(owner, None)
+    if fast_owner is None:
+        with frozen_in_place(owner):
+            dyn = _build(model, owner, continuous)
+            yield dyn, dyn
+        return
+    fast = _build(model, fast_owner, continuous)
+    precise_owner = _private_copy(fast_owner, precise_dtype) if precise_dtype is not None else None
+    precise = _build(model, precise_owner, continuous) if precise_owner is not None else fast
+    yield fast, precise

@@ -1,0 +1,201 @@
+"""Minimise q(x) = ½‖r(x, u)‖² for a batch of points, each on its own schedule.
+
+r = F(x, u) - x for a discrete map and r = ẋ in continuous time (Sussillo & Barak 2013, eq. 1).
+
+**Phase 1, Adam** (Golub & Sussillo 2018, FixedPointFinder): Adam on each point's q with ε = 0.01, a
+per-point adaptive learning rate (halved when q rises, grown ×1/0.95 when it falls) and per-point
+gradient clipping at the 95th percentile of that point's recent gradient norms. A point leaves the
+phase once q < ``handoff_q`` (close enough for Newton), when q stops changing (|Δq| < ``tol_dq``), or at
+``adam_max_iters``.
+
+**Phase 2, Levenberg–Marquardt** (Nocedal & Wright 2006, §10.3) with the exact Jacobian J_r:
+
+    (J_rᵀ J_r + λ I) δ = -J_rᵀ r,   λ = μ · max diag(J_rᵀ J_r)
+
+a step is kept only if q falls (then μ ×0.3, else μ ×4 and retry with the same Jacobian). With μ → 0
+this is Newton's method, quadratically convergent at a regular root. For states wider than
+``dense_max_dim`` the system is solved matrix-free by conjugate gradients on J_rᵀ J_r products
+(``torch.func.jvp``/``vjp``), never forming J. A point stops when q < ``tol_q``·``polish_factor``, when
+its damping exceeds ``mu_max`` (a minimum of q that is not a root: a slow point) or at ``lm_max_iters``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .adapters import Dynamics
+from .linear import jacobians, residual_jacobian
+
+
+@dataclass
+class SolverConfig:
+    """Knobs of the two phases; Adam's from FixedPointFinder where they exist."""
+
+    tol_q: float = 1e-12
+    tol_dq: float = 1e-20
+    adam_lr: float = 0.1
+    adam_lr_max: float = 1.0
+    adam_eps: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_max_iters: int = 5000
+    lr_shrink: float = 0.5
+    lr_grow: float = 1 / 0.95
+    clip_quantile: float = 0.95
+    clip_window: int = 20
+    handoff_q: float = 1e-4
+    lm_max_iters: int = 100
+    mu_init: float = 1e-3
+    mu_up: float = 4.0
+    mu_down: float = 0.3
+    mu_max: float = 1e8
+    polish_factor: float = 1e-4
+    dense_max_dim: int = 512
+    cg_iters: int = 50
+
+    def check(self) -> None:
+        for name in ("tol_q", "adam_lr", "adam_lr_max", "adam_eps", "handoff_q", "mu_init", "mu_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("adam_max_iters", "lm_max_iters"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.lr_shrink < 1 < self.lr_grow or not 0 < self.mu_down < 1 < self.mu_up:
+            raise ValueError("need 0 < lr_shrink < 1 < lr_grow and 0 < mu_down < 1 < mu_up")
+
+
+def q_of(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """q = ½‖r‖² per point, ``[B]``."""
+    r = dyn.residual(x, u)
+    return 0.5 * (r * r).sum(dim=1)
+
+
+def adam_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig) -> tuple[torch.Tensor, int]:
+    """Phase 1 on all points; returns the points and the number of iterations run."""
+    x = x.detach().clone()
+    n = x.shape[0]
+    m, v = torch.zeros_like(x), torch.zeros_like(x)
+    lr = torch.full((n,), cfg.adam_lr, dtype=x.dtype, device=x.device)
+    q_prev = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
+    norms = torch.full((n, cfg.clip_window), float("inf"), dtype=x.dtype, device=x.device)
+    active = torch.arange(n, device=x.device)
+    beta1, beta2 = cfg.adam_betas
+    iteration = 0
+    for iteration in range(1, cfg.adam_max_iters + 1):
+        xa = x[active].requires_grad_(True)
+        with torch.enable_grad():
+            qa = q_of(dyn, xa, u[active])
+            (grad,) = torch.autograd.grad(qa.sum(), xa)
+        qa = qa.detach()
+        # which points are done: near enough for the polish, stalled, or no longer finite
+        done = (qa < cfg.handoff_q) | ((q_prev[active] - qa).abs() < cfg.tol_dq) | ~torch.isfinite(qa)
+        rising = qa > q_prev[active]
+        lr[active] = torch.where(rising, lr[active] * cfg.lr_shrink, (lr[active] * cfg.lr_grow).clamp_max(cfg.adam_lr_max))
+        q_prev[active] = qa
+        # per-point clipping at the 95th percentile of the point's recent gradient norms
+        gnorm = grad.norm(dim=1)
+        norms[active, iteration % cfg.clip_window] = gnorm
+        limit = torch.quantile(norms[active], cfg.clip_quantile, dim=1)
+        limit = torch.where(torch.isfinite(limit), limit, gnorm)
+        grad = grad * (limit / gnorm.clamp_min(torch.finfo(x.dtype).tiny)).clamp_max(1.0)[:, None]
+        ma = beta1 * m[active] + (1 - beta1) * grad
+        va = beta2 * v[active] + (1 - beta2) * grad * grad
+        m[active], v[active] = ma, va
+        step = (ma / (1 - beta1**iteration)) / ((va / (1 - beta2**iteration)).sqrt() + cfg.adam_eps)
+        x[active] = torch.where(done[:, None], x[active], x[active] - lr[active, None] * step)
+        active = active[~done]
+        if active.numel() == 0:
+            break
+    return x, iteration
+
+
+def _cg_normal_equations(dyn: Dynamics, x, u, r, damping, n_iters: int) -> torch.Tensor:
+    """δ solving (J_rᵀJ_r + λI) δ = -J_rᵀ r per point by conjugate gradients, J_r applied matrix-free."""
+    res = lambda z: dyn.residual(z, u)  # noqa: E731
+    _, pullback = torch.func.vjp(res, x)
+    apply_jt = lambda w: pullback(w)[0]  # noqa: E731
+
+    def apply_a(p):
+        _, jp = torch.func.jvp(res, (x,), (p,))
+        return apply_jt(jp) + damping[:, None] * p
+
+    b = -apply_jt(r)
+    delta = torch.zeros_like(x)
+    resid, p = b.clone(), b.clone()
+    rs = (resid * resid).sum(dim=1)
+    tiny = torch.finfo(x.dtype).tiny
+    for _ in range(n_iters):
+        ap = apply_a(p)
+        alpha = rs / (p * ap).sum(dim=1).clamp_min(tiny)
+        delta = delta + alpha[:, None] * p
+        resid = resid - alpha[:, None] * ap
+        rs_new = (resid * resid).sum(dim=1)
+        if bool((rs_new <= 1e-30 * (b * b).sum(dim=1).clamp_min(tiny)).all()):
+            break
+        p = resid + (rs_new / rs.clamp_min(tiny))[:, None] * p
+        rs = rs_new
+    return delta
+
+
+def lm_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Phase 2: damped Newton on every point; returns the points, their q and the iterations run."""
+    x = x.detach().clone()
+    n, d = x.shape
+    dense = d <= cfg.dense_max_dim
+    with torch.no_grad():
+        q = q_of(dyn, x, u)
+    mu = torch.full((n,), cfg.mu_init, dtype=x.dtype, device=x.device)
+    active = torch.arange(n, device=x.device)[torch.isfinite(q) & (q > cfg.tol_q * cfg.polish_factor)]
+    jac_r = torch.empty(0)
+    stale = torch.ones(n, dtype=torch.bool, device=x.device)  # Jacobian must be (re)computed
+    if dense:
+        jac_r = torch.empty(n, d, d, dtype=x.dtype, device=x.device)
+    iteration = 0
+    for iteration in range(1, cfg.lm_max_iters + 1):
+        if active.numel() == 0:
+            break
+        xa, ua = x[active], u[active]
+        if dense:
+            need = active[stale[active]]
+            if need.numel():
+                _, jac, _ = jacobians(dyn, x[need], u[need])
+                jac_r[need] = residual_jacobian(dyn, jac)
+                stale[need] = False
+            with torch.no_grad():
+                r = dyn.residual(xa, ua)
+            ja = jac_r[active]
+            jtj = ja.transpose(1, 2) @ ja
+            scale = torch.diagonal(jtj, dim1=1, dim2=2).amax(dim=1).clamp_min(torch.finfo(x.dtype).eps)
+            damping = mu[active] * scale
+            system = jtj + damping[:, None, None] * torch.eye(d, dtype=x.dtype, device=x.device)
+            rhs = -(ja.transpose(1, 2) @ r[:, :, None])
+            delta = torch.linalg.solve(system, rhs)[:, :, 0]
+        else:
+            with torch.no_grad():
+                r = dyn.residual(xa, ua)
+            probe = torch.randn_like(xa)
+            _, jp = torch.func.jvp(lambda z: dyn.residual(z, ua), (xa,), (probe,))  # noqa: B023
+            scale = ((jp * jp).sum(dim=1) / (probe * probe).sum(dim=1)).clamp_min(torch.finfo(x.dtype).eps)
+            delta = _cg_normal_equations(dyn, xa, ua, r, mu[active] * scale, min(cfg.cg_iters, d))
+        with torch.no_grad():
+            trial = xa + delta
+            q_trial = q_of(dyn, trial, ua)
+        better = torch.isfinite(q_trial) & (q_trial < q[active])
+        x[active] = torch.where(better[:, None], trial, xa)
+        q[active] = torch.where(better, q_trial, q[active])
+        mu[active] = torch.where(better, mu[active] * cfg.mu_down, mu[active] * cfg.mu_up)
+        stale[active] = better
+        done = (q[active] <= cfg.tol_q * cfg.polish_factor) | (mu[active] > cfg.mu_max)
+        active = active[~done]
+    return x, q, iteration
+
+
+def minimize(fast: Dynamics, precise: Dynamics, x0: torch.Tensor, u: torch.Tensor, cfg: SolverConfig) -> dict:
+    """Both phases: Adam in the model's dtype, then the polish in the precise dtype. Returns a dict with
+    ``x``, ``q`` (precise dtype) and the iterations of each phase."""
+    cfg.check()
+    x, adam_iters = adam_phase(fast, x0.to(fast.dtype or x0.dtype), u.to(fast.dtype or u.dtype), cfg)
+    dtype = precise.dtype or x.dtype
+    x, q, lm_iters = lm_phase(precise, x.to(dtype), u.to(dtype), cfg)
+    return {"x": x, "q": q, "adam_iters": adam_iters, "lm_iters": lm_iters}
