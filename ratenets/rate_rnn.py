@@ -95,7 +95,9 @@ def init_recurrent(cfg: RateRNNConfig, signs: torch.Tensor, generator: torch.Gen
         factor = torch.where(inh > 0, exc / inh.clamp_min(1e-12), torch.ones_like(inh))
         w = torch.where(signs[None, :] < 0, w * factor, w)
         # Rescale so the bulk's radius, sqrt(N)·std(W_eff), equals the gain (circular law).
-        w = w * cfg.gain / (math.sqrt(n) * (w * signs[None, :]).std())
+        spread = (w * signs[None, :]).std()
+        if spread > 0:  # a tiny sparse draw can be all zeros
+            w = w * cfg.gain / (math.sqrt(n) * spread)
     if not cfg.dale:
         w = w * torch.where(torch.rand(n, n, generator=generator) < 0.5, -1.0, 1.0)
     return w
@@ -153,17 +155,18 @@ class RateRNN(nn.Module):
         """One noiseless Euler step of ``dt_ms``."""
         return x + self.cfg.dt_ms * self.velocity(x, u)
 
-    def initial_state(self, batch_size: int, device=None, generator=None) -> torch.Tensor:
-        x0 = torch.zeros(batch_size, self.cfg.n_units, device=device)
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
+        """x_0 = 0, plus N(0, init_state_std²) in training mode (Kim et al.: randn/100)."""
+        x0 = torch.zeros(batch_size, self.cfg.n_units, device=device, dtype=dtype)
         if self.training and self.cfg.init_state_std > 0:
-            x0 = x0 + self.cfg.init_state_std * torch.randn(x0.shape, device=device, generator=generator)
+            x0 = x0 + self.cfg.init_state_std * torch.randn_like(x0)
         return x0
 
     def forward(self, inputs: torch.Tensor, x0: torch.Tensor | None = None, noise: bool | None = None) -> Rollout:
         """Run a batch. Recurrent noise is on in training mode unless ``noise`` says otherwise."""
         batch, n_steps, _ = inputs.shape
         noise = self.training if noise is None else noise
-        x = self.initial_state(batch, inputs.device) if x0 is None else x0
+        x = self.initial_state(batch, inputs.device, inputs.dtype) if x0 is None else x0
         alpha = self.cfg.dt_ms / self.taus_ms()
         w_rec_t = self.w_rec().T
         drive_in = inputs @ self.w_in.T  # [B,T,N], computed once
@@ -223,7 +226,7 @@ class DiscreteRNN(nn.Module):
         return self.phi(h @ self.w_rec.T + u @ self.w_in.T + self.bias)
 
     def forward(self, inputs: torch.Tensor, h0: torch.Tensor | None = None) -> Rollout:
-        h = torch.zeros(inputs.shape[0], self.cfg.n_units, device=inputs.device) if h0 is None else h0
+        h = inputs.new_zeros(inputs.shape[0], self.cfg.n_units) if h0 is None else h0
         drive_in = inputs @ self.w_in.T + self.bias
         states = []
         for t in range(inputs.shape[1]):

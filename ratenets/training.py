@@ -166,7 +166,10 @@ def train(
             seed=seed,
         )
 
-    bar = tqdm(total=cfg.n_steps, initial=step, disable=not progress, desc=f"train {type(model).__name__}")
+    # disable=None: no bar when stderr is not a terminal (cluster logs stay readable)
+    bar = tqdm(
+        total=cfg.n_steps, initial=step, disable=None if progress else True, desc=f"train {type(model).__name__}"
+    )
     loss_kind = getattr(task, "loss_kind", "mse")
     regularizer = getattr(model, "regularizer", None)
     while step < cfg.n_steps:

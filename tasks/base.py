@@ -13,8 +13,9 @@ A task is a small object with a time step ``dt_ms``, input/output widths, and tw
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -27,7 +28,7 @@ class TaskBatch(NamedTuple):
     mask: torch.Tensor
     meta: dict
 
-    def to(self, device) -> "TaskBatch":
+    def to(self, device) -> TaskBatch:
         meta = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self.meta.items()}
         return TaskBatch(self.inputs.to(device), self.targets.to(device), self.mask.to(device), meta)
 
@@ -58,7 +59,7 @@ class Task:
     def score(self, outputs: torch.Tensor, batch: TaskBatch) -> float:
         raise NotImplementedError  # pragma: no cover - every task overrides
 
-    def held_out(self) -> "Task":
+    def held_out(self) -> Task:
         """The task to score held-out trials on (a test split where the task has one)."""
         return self
 

@@ -64,6 +64,10 @@ def load_mnist(path: str) -> dict[str, np.ndarray]:
             raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__})") from None
     for k in ("x_train", "x_test"):
         arrays[k] = arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) / 255.0
+    for k in ("y_train", "y_test"):
+        arrays[k] = arrays[k].astype(np.int64).reshape(-1)
+        if len(arrays[k]) != len(arrays["x" + k[1:]]) or arrays[k].min() < 0 or arrays[k].max() > 9:
+            raise ValueError(f"{path}: {k} must hold one label in 0..9 per image")
     return arrays
 
 
@@ -81,7 +85,7 @@ def _dataset(path: str | None, test_fraction: float, seed: int):
         arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
     else:
         arrays = load_mnist(path)
-    return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
 
 
 @register("seq_digits")
@@ -111,7 +115,7 @@ class SeqDigits(Task):
     def _data(self):
         return _dataset(self.path, self.test_fraction, self.split_seed)
 
-    def held_out(self) -> "SeqDigits":
+    def held_out(self) -> SeqDigits:
         return dataclasses.replace(self, split="test")
 
     @property

@@ -61,10 +61,22 @@ class RunConfig:
         for s in self.stages:
             if s not in STAGE_NAMES:
                 raise ValueError(f"stages: unknown stage {s!r}; allowed: {', '.join(STAGE_NAMES)}")
+        try:
+            self.rate_model_config().check()
+        except ValueError as e:
+            raise ConfigError(f"config key rate.model: {e}") from None
+
+    def rate_model_config(self) -> RateRNNConfig:
+        """The rate model's settings with the task's input/output widths and time step filled in."""
+        task = self.make_task()
+        return dataclasses.replace(
+            self.rate.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms
+        )
 
     def make_task(self) -> tasks.Task:
         if self.task.name not in tasks.names():
-            raise ConfigError(f"config key task.name: unknown task {self.task.name!r}; known: {', '.join(tasks.names())}")
+            known = ", ".join(tasks.names())
+            raise ConfigError(f"config key task.name: unknown task {self.task.name!r}; known: {known}")
         try:
             return tasks.make(self.task.name, **self.task.params)
         except (ValueError, TypeError) as e:
@@ -132,10 +144,11 @@ def from_dict(cls, data, key: str = "", derived: tuple = ()):
             allowed = ", ".join(n for n in fields_ if n not in derived)
             raise ConfigError(f"config key {sub} {reason}; allowed keys here: {allowed}")
         kwargs[name] = _coerce(value, hints[name], sub, fields_[name].metadata.get("derived", ()))
-    # Sections left out keep their defaults, but those defaults are checked too.
+    # Sections left out keep their defaults, but those defaults are checked too. A section with keys
+    # filled in from the task is checked by its parent once those keys are known.
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
-    if check is not None:
+    if check is not None and not derived:
         try:
             check()
         except ValueError as e:
@@ -161,9 +174,7 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"config file {path} is not valid YAML{where}") from None
     if data is None:
         data = {}
-    cfg = from_dict(RunConfig, data)
-    cfg.make_task()  # task name and parameters are checked now, not after training
-    return cfg
+    return from_dict(RunConfig, data)  # RunConfig.check builds the task: checked now, not after training
 
 
 def to_dict(cfg, derived: tuple = ()) -> dict:

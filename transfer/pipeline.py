@@ -9,9 +9,9 @@ finished and resumes the unfinished stage from its checkpoint.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
@@ -115,9 +115,8 @@ def _check_same_run(out: Path, cfg: RunConfig) -> None:
         new.pop(volatile, None)
     diff = _differences(old, new)
     if diff:
-        raise RunError(
-            f"{out} holds a run of a different config ({diff[0]}); use --force to start over or --out for another folder"
-        )
+        hint = "use --force to start over or --out for another folder"
+        raise RunError(f"{out} holds a run of a different config ({diff[0]}); {hint}")
 
 
 def run_pipeline(cfg: RunConfig, out_root: Path = Path("runs"), force: bool = False, log=print) -> dict:

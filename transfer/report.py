@@ -41,7 +41,8 @@ def write_report(ctx: RunContext) -> None:
         lines += ["", "## Rate → LIF transfer", "", f"Best scaling factor {t['scale']:g}.", ""]
         lines += ["| scale | LIF score |", "| --- | --- |"] + [f"| {a:g} | {b:.3f} |" for a, b in t["scan"]]
     if s.get("fixed_points"):
-        lines += ["", "## Fixed points", "", "| model | points | by index (0 = stable) | max q |", "| --- | --- | --- | --- |"]
+        lines += ["", "## Fixed points", "", "| model | points | by index (0 = stable) | max q |"]
+        lines += ["| --- | --- | --- | --- |"]
         for name, fp in s["fixed_points"].items():
             idx = ", ".join(f"{k}: {v}" for k, v in sorted(fp["by_index"].items(), key=lambda kv: int(kv[0])))
             lines.append(f"| {name} | {fp['n']} | {idx} | {fp['max_q']:.1e} |")

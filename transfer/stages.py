@@ -3,12 +3,10 @@ directory (``summary.json``, ``results.h5``, ``figures/``, ``checkpoints/``)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ratenets import RateRNN, train
-from ratenets.plots import plot_trials, plot_training
+from ratenets.plots import plot_training, plot_trials
 from tasks import TaskBatch
 
 from .pipeline import RunContext, model_done, stage
@@ -60,7 +58,7 @@ def rate_stage(ctx: RunContext) -> None:
     """Train the Kim-style rate network, score it on held-out trials, save trajectories and figures."""
     sec = ctx.cfg.rate
     task = ctx.task
-    model_cfg = dataclasses.replace(sec.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms)
+    model_cfg = ctx.cfg.rate_model_config()
     model = RateRNN(model_cfg, seed=ctx.cfg.seed)
     result = train(model, task, sec.train, ctx.checkpoint("rate"), ctx.device, seed=ctx.cfg.seed, progress=True)
     if result.resumed_from:

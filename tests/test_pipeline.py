@@ -1,0 +1,172 @@
+"""The pipeline entry as a user meets it: the run directory, resume after SIGKILL, bad inputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from ratenets import RateRNN, load_checkpoint
+from transfer.config import ConfigError, load_config
+from transfer.run import main
+
+TINY = {
+    "name": "tiny",
+    "device": "cpu",
+    "stages": ["rate"],
+    "task": {"name": "flipflop", "params": {"n_bits": 2, "n_steps_total": 40}},
+    "rate": {
+        "model": {"n_units": 16},
+        "train": {"n_steps": 40, "batch_size": 8, "eval_every": 10, "eval_batch_size": 16, "checkpoint_every": 5},
+        "eval_trials": 20,
+    },
+}
+
+
+def write_config(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_cli(root, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(root / "transfer" / "run.py"), *map(str, args)],
+        capture_output=True, text=True, cwd=root, env=env, timeout=300,
+    )
+
+
+def test_a_run_writes_the_documented_directory_and_skips_finished_stages(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", TINY)
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 0
+    run = tmp_path / "runs" / "tiny"
+    for f in ("config.yaml", "summary.json", "results.h5", "report.md", "checkpoints/rate.pt",
+              "figures/rate_training.png", "figures/rate_trials.png"):
+        assert (run / f).exists(), f
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 <= summary["models"]["rate"]["score"] <= 1
+    assert summary["timings_s"]["rate"] > 0 and summary["task"]["name"] == "flipflop"
+    assert load_config(run / "config.yaml") == load_config(cfg)  # the saved config reloads as run
+    import h5py
+
+    with h5py.File(run / "results.h5") as f:
+        assert f["rate/trajectories"].shape == (20, 40, 16)
+        assert f["rate"].attrs["dt_ms"] == 5.0
+    capsys.readouterr()
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 0
+    assert "rate: done before, skipped" in capsys.readouterr().out
+
+
+def test_sigkill_mid_training_then_rerun_ends_with_the_uninterrupted_weights(tmp_path, root):
+    data = {**TINY, "rate": {**TINY["rate"], "train": {**TINY["rate"]["train"], "n_steps": 300}}}
+    cfg = write_config(tmp_path / "c.yaml", data)
+    assert run_cli(root, cfg, "--out", tmp_path / "whole").returncode == 0
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(root / "transfer" / "run.py"), str(cfg), "--out", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / "tiny" / "checkpoints" / "rate.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (ckpt.exists() and load_checkpoint(ckpt)["step"] >= 20):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(ckpt)
+    assert not killed_at["done"] and 20 <= killed_at["step"] < 300
+
+    again = run_cli(root, cfg, "--out", tmp_path / "killed")
+    assert again.returncode == 0, again.stderr
+    assert f"resumed from the checkpoint at step {killed_at['step']}" in again.stdout
+    whole = load_checkpoint(tmp_path / "whole" / "tiny" / "checkpoints" / "rate.pt")["model_state"]
+    resumed = load_checkpoint(ckpt)["model_state"]
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"rate": {"model": {"n_unitz": 5}}}, "config key rate.model.n_unitz is unknown; allowed keys here: n_units"),
+        ({"rate": {"train": {"lr": "fast"}}}, "config key rate.train.lr must be a number, got 'fast'"),
+        ({"rate": {"model": {"p_rec": 1.5}}}, "config key rate.model: p_rec must be in (0, 1], got 1.5"),
+        ({"task": {"name": "flipflop", "params": {"bits": 3}}}, "has no parameter 'bits'"),
+        ({"stages": ["rate", "dance"]}, "unknown stage 'dance'"),
+    ],
+)
+def test_bad_configs_stop_before_any_work_with_one_line(tmp_path, edit, message, capsys):
+    cfg = write_config(tmp_path / "c.yaml", {**TINY, **edit})
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_missing_config_file_and_corrupt_checkpoint_from_the_command_line(tmp_path, root):
+    missing = run_cli(root, tmp_path / "nope.yaml")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: config file not found: {tmp_path / 'nope.yaml'}"
+    cfg = write_config(tmp_path / "c.yaml", TINY)
+    ckpt = tmp_path / "runs" / "tiny" / "checkpoints" / "rate.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"half a checkpoint")
+    bad = run_cli(root, cfg, "--out", tmp_path / "runs")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith(f"error: checkpoint {ckpt} is corrupt or unreadable")
+    assert ckpt.read_bytes() == b"half a checkpoint"  # nothing is overwritten
+
+
+def test_nan_loss_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    cfg = write_config(tmp_path / "c.yaml", TINY)
+    original = RateRNN.forward
+    calls = {"n": 0}
+
+    def poisoned(self, inputs, *a, **k):
+        out = original(self, inputs, *a, **k)
+        calls["n"] += 1
+        return out._replace(outputs=out.outputs * float("nan")) if calls["n"] > 12 and self.training else out
+
+    monkeypatch.setattr(RateRNN, "forward", poisoned)
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training loss became nan at step" in err and "last good checkpoint kept" in err
+    kept = load_checkpoint(tmp_path / "runs" / "tiny" / "checkpoints" / "rate.pt")
+    assert kept["step"] == 10 and not kept["done"]
+
+
+def test_a_different_config_in_the_same_folder_is_refused(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", TINY)
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 0
+    assert main([str(cfg), "--out", str(tmp_path / "runs"), "--seed", "5"]) == 2
+    assert "holds a run of a different config (seed: 0 -> 5)" in capsys.readouterr().err
+
+
+def test_every_shipped_config_validates_and_runs_one_tiny_step(root, tmp_path, capsys):
+    from transfer.config import with_overrides
+    from transfer.pipeline import run_pipeline
+
+    configs = sorted((root / "configs").glob("*.yaml"))
+    assert len(configs) >= 10
+    for path in configs:
+        cfg = load_config(path)
+        rate = cfg.rate
+        tiny_rate = {
+            "model": {"n_units": 8},
+            "train": {"n_steps": 1, "batch_size": 2, "eval_batch_size": 2, "eval_every": 1},
+            "eval_trials": 2,
+        }
+        small = with_overrides(cfg, device="cpu", stages=["rate"], rate=tiny_rate)
+        summary = run_pipeline(small, tmp_path / path.stem, log=lambda s: None)
+        assert summary["models"]["rate"]["train_steps"] == 1, path.name
+        assert rate.model.n_units >= 1
+
+
+def test_config_errors_name_the_file_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rate: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML at line 1"):
+        load_config(bad)

@@ -1,0 +1,165 @@
+"""Every registered task passes the same checks; a few tasks get known-answer checks of their own."""
+
+import gzip
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import tasks
+from tasks.flipflop import hold_last_pulse
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_every_task_keeps_the_contract(name):
+    task = tasks.make(name)
+    batch = task.sample(16, torch.Generator().manual_seed(0))
+    B, T = 16, task.n_steps
+    assert batch.inputs.shape == (B, T, task.n_inputs)
+    assert batch.targets.shape == (B, T, task.n_outputs)
+    assert batch.mask.shape == (B, T, task.n_outputs)
+    for x in (batch.inputs, batch.targets, batch.mask):
+        assert x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert task.dt_ms > 0 and batch.mask.sum() > 0
+    again = task.sample(16, torch.Generator().manual_seed(0))
+    assert torch.equal(batch.inputs, again.inputs) and torch.equal(batch.targets, again.targets)
+    other = task.sample(16, torch.Generator().manual_seed(1))
+    assert not torch.equal(batch.inputs, other.inputs)
+    big = task.sample(256, torch.Generator().manual_seed(2))
+    assert task.score(big.targets, big) == 1.0
+    assert task.score(torch.zeros_like(big.targets), big) <= 0.75
+
+
+def test_unknown_task_and_parameter_say_what_is_allowed():
+    with pytest.raises(ValueError, match="known tasks: .*flipflop"):
+        tasks.make("flipflopp")
+    with pytest.raises(ValueError, match="no parameter 'n_bit'.*n_bits"):
+        tasks.make("flipflop", n_bit=3)
+    with pytest.raises(ValueError, match="pulse_prob"):
+        tasks.make("flipflop", pulse_prob=0)
+
+
+def test_flipflop_holds_the_last_pulse():
+    pulses = torch.tensor([[0, 1, 0, 0, -1, 0, 0, 1, 0]], dtype=torch.float32)[..., None]
+    held, last = hold_last_pulse(pulses)
+    assert held[0, :, 0].tolist() == [0, 1, 1, 1, -1, -1, -1, 1, 1]
+    assert last[0, :, 0].tolist() == [-1, 1, 1, 1, 4, 4, 4, 7, 7]
+
+
+def test_flipflop_scores_sign_agreement_on_masked_steps():
+    task = tasks.make("flipflop")
+    batch = task.sample(64, torch.Generator().manual_seed(0))
+    wrong = batch.targets.clone()
+    m = batch.mask > 0
+    idx = m.nonzero()[: m.sum() // 4]  # flip a quarter of the scored entries
+    wrong[idx[:, 0], idx[:, 1], idx[:, 2]] *= -1
+    assert task.score(wrong, batch) == pytest.approx(1 - len(idx) / m.sum().item(), abs=1e-6)
+
+
+def test_gonogo_uses_kim_thresholds():
+    task = tasks.make("gonogo")
+    batch = task.sample(200, torch.Generator().manual_seed(0))
+    go = batch.meta["go"] > 0
+    out = torch.zeros_like(batch.targets)
+    out[go, 80, 0] = 0.71  # Go trials: a peak just above 0.7 after the cue is enough
+    out[~go, 10, 0] = 0.29  # NoGo trials: |o| stays under 0.3
+    assert task.score(out, batch) == 1.0
+    out[go, 80, 0] = 0.69
+    assert task.score(out, batch) == pytest.approx(1 - go.float().mean().item())
+
+
+def test_xor_and_context_labels():
+    xor = tasks.make("xor")
+    b = xor.sample(64, torch.Generator().manual_seed(0))
+    a, c = b.inputs[:, 60, 0], b.inputs[:, 120, 1]
+    assert torch.equal(b.targets[:, 200, 0], torch.where(a == c, -1.0, 1.0))
+    ctx = tasks.make("context", noise_std=0.0)
+    b = ctx.sample(64, torch.Generator().manual_seed(0))
+    cue = b.inputs[:, 0, 2:].argmax(dim=1)
+    cued = b.inputs[:, 100, :2].gather(1, cue[:, None])[:, 0]
+    assert torch.equal(b.targets[:, -1, 0], torch.sign(cued))
+
+
+def test_ou_samples_have_the_exact_stationary_statistics():
+    task = tasks.make("ou_tracking", n_steps_total=400, tau_ms=50.0, sigma=2.0, dt_ms=5.0)
+    x = task.sample(2000, torch.Generator().manual_seed(0)).inputs[..., 0].double()
+    assert x[:, [0, 200, 399]].var(dim=0).sub(4.0).abs().max() < 0.4  # stationary variance sigma²
+    lag = 10  # autocorrelation exp(-lag·dt/τ) = exp(-1)
+    rho = (x[:, 100] * x[:, 100 + lag]).mean() / x[:, 100].var()
+    assert rho.item() == pytest.approx(math.exp(-1), abs=0.05)
+
+
+def test_integrator_target_is_the_integral():
+    task = tasks.make("integrator")
+    b = task.sample(4, torch.Generator().manual_seed(0))
+    assert torch.allclose(b.targets[:, -1, 0], b.inputs[..., 0].sum(dim=1) * task.dt_ms / 1000, atol=1e-5)
+
+
+def test_cue_set_go_ramp_reaches_one_after_the_cued_interval():
+    task = tasks.make("cue_set_go")
+    b = task.sample(8, torch.Generator().manual_seed(0))
+    go, interval = b.meta["go"], b.meta["interval"]
+    for i in range(8):
+        z = b.targets[i, :, 0]
+        assert z[: go[i]].abs().max() == 0
+        end = int(go[i] + math.ceil(interval[i]))
+        assert z[end:].min() == 1.0 and z[end - 2] < 1.0
+    late = b.targets.roll(10, dims=1)
+    assert task.score(late, b) < 0.5
+
+
+def test_sine_frequency_follows_the_static_input():
+    task = tasks.make("sine", n_freqs=3, freq_min_hz=1.0, freq_max_hz=3.0, n_steps_total=400)
+    b = task.sample(30, torch.Generator().manual_seed(0))
+    spectrum = torch.fft.rfft(b.targets[..., 0], dim=1).abs()
+    peak_hz = spectrum.argmax(dim=1).float() / (400 * task.dt_ms / 1000)
+    assert torch.allclose(peak_hz, b.meta["freq_hz"], atol=0.51)
+    assert torch.equal(b.inputs[:, 0, 0].argsort(), b.meta["freq_hz"].argsort())
+
+
+def test_seq_digits_splits_are_disjoint_and_the_test_split_is_held_out():
+    task = tasks.make("seq_digits")
+    test = task.held_out()
+    assert test.split == "test" and task.n_steps == 64
+    assert task.n_examples() + test.n_examples() == 1797
+    b = test.all_examples()
+    assert b.inputs.shape == (test.n_examples(), 64, 1) and b.mask[:, :-1].sum() == 0
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_seq_digits_reads_a_users_mnist_files(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 28, 28)),
+        "y_train": rng.integers(0, 10, 20),
+        "x_test": rng.integers(0, 256, (10, 28, 28)),
+        "y_test": rng.integers(0, 10, 10),
+    }
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    from tasks.digits import IDX_NAMES
+
+    idx_dir = tmp_path / "idx"
+    idx_dir.mkdir()
+    for key, stem in IDX_NAMES.items():
+        _write_idx(idx_dir / (stem + ".gz"), arrays[key])
+    for path in (tmp_path / "mnist.npz", idx_dir):
+        task = tasks.make("seq_digits", path=str(path), pixels_per_step=28)
+        b = task.held_out().all_examples()
+        assert b.inputs.shape == (10, 28, 28)
+        assert torch.equal(b.meta["label"], torch.as_tensor(arrays["y_test"]))
+        assert torch.allclose(b.inputs[3].flatten(), torch.as_tensor(arrays["x_test"][3]).flatten().float() / 255)
+
+
+def test_seq_digits_bad_files_get_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        tasks.make("seq_digits", path=str(tmp_path / "none.npz"))
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        tasks.make("seq_digits", path=str(bad))

@@ -1,0 +1,88 @@
+"""The shared training loop: learning, early stop, resume, divergence, checkpoints."""
+
+import pytest
+import torch
+
+import tasks
+from ratenets import (
+    CheckpointError,
+    DiscreteRNN,
+    DiscreteRNNConfig,
+    RateRNN,
+    RateRNNConfig,
+    TrainConfig,
+    TrainingDiverged,
+    load_checkpoint,
+    load_model,
+    train,
+)
+
+TASK = tasks.make("flipflop", n_bits=2, n_steps_total=40)
+
+
+def small_net(seed=0):
+    return RateRNN(RateRNNConfig(n_units=16, n_inputs=2, n_outputs=2, train_input=True), seed=seed)
+
+
+def test_training_lowers_the_loss_and_stops_at_the_target():
+    cfg = TrainConfig(n_steps=60, batch_size=16, lr=0.02, eval_every=10, eval_batch_size=64, target_score=0.5)
+    result = train(small_net(), TASK, cfg)
+    assert result.step < 60 and result.score >= 0.5  # stopped early at the criterion
+    assert sum(result.history["loss"][-5:]) < sum(result.history["loss"][:5])
+
+
+def test_resume_gives_the_same_weights_as_one_run(tmp_path):
+    cfg = TrainConfig(n_steps=30, batch_size=8, eval_every=10, eval_batch_size=32, checkpoint_every=10)
+    whole = small_net()
+    train(whole, TASK, cfg, tmp_path / "whole.pt")
+    part = small_net()
+    train(part, TASK, TrainConfig(**{**cfg.__dict__, "n_steps": 20}), tmp_path / "part.pt")
+    payload = load_checkpoint(tmp_path / "part.pt")
+    payload["done"] = False  # as if the process had died right after the step-20 checkpoint
+    torch.save(payload, tmp_path / "part.pt")
+    resumed = small_net()
+    result = train(resumed, TASK, cfg, tmp_path / "part.pt")
+    assert result.resumed_from == 20
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+class BlowsUp(DiscreteRNN):
+    """Returns NaN outputs from the 7th call on."""
+
+    calls = 0
+
+    def forward(self, inputs):
+        BlowsUp.calls += 1
+        r = super().forward(inputs)
+        return r._replace(outputs=r.outputs * float("nan")) if BlowsUp.calls > 6 else r
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    net = BlowsUp(DiscreteRNNConfig(n_units=8, n_inputs=2, n_outputs=2))
+    cfg = TrainConfig(n_steps=20, batch_size=4, eval_every=100, checkpoint_every=5)
+    with pytest.raises(TrainingDiverged, match=r"nan at step 7; last good checkpoint kept"):
+        train(net, TASK, cfg, tmp_path / "c.pt")
+    kept = load_checkpoint(tmp_path / "c.pt")
+    assert kept["step"] == 5 and not kept["done"]
+
+
+def test_checkpoints_are_self_describing_and_load_with_weights_only(tmp_path):
+    net = small_net(seed=3)
+    train(net, TASK, TrainConfig(n_steps=3, batch_size=4, eval_batch_size=8), tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert {"model_state", "model_config", "optimizer_state", "step", "rng", "versions"} <= set(payload)
+    rebuilt = load_model(tmp_path / "m.pt")
+    assert isinstance(rebuilt, RateRNN)
+    assert torch.equal(rebuilt.w_rec(), net.w_rec())
+
+
+def test_corrupt_or_foreign_checkpoints_are_one_clear_error(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a ratespike checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
