@@ -1,0 +1,125 @@
+"""Acceptance figures of issue 3 (Kim et al. 2019 transfer): train rate nets with the shared loop, then
+search the scaling factor on 100 LIF trials per factor and print one table.
+
+    python bench/transfer_scores.py train   --task gonogo  --seeds 0 1 2 3 4   # rate nets, N = 200
+    python bench/transfer_scores.py train   --task context --seeds 0           # rate net,  N = 250
+    python bench/transfer_scores.py search  --task gonogo  --seeds 0 1 2 3 4
+    python bench/transfer_scores.py all     (both tasks, both stages)
+
+Checkpoints go to ``runs/transfer_scores/<task>_seed<k>.pt`` (training resumes from them); each search
+writes ``runs/transfer_scores/<task>_seed<k>_search.json``. The last line printed is JSON with every
+row. Kim et al. report 65 % of Go/NoGo networks (N = 250) at >= 95 % LIF accuracy and 98 % on their
+context example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import tasks
+from ratenets import RateRNN, RateRNNConfig, TrainConfig, load_model, train
+
+OUT = Path("runs/transfer_scores")
+# Kim et al. draw the readout as N(0, 1)/100 (RateRNN's default is N(0, 1/N), norm ~1). The LIF output's spike
+# noise grows with the readout's norm (each filtered spike train fluctuates by ~sqrt(rate/2τd) Hz), so a net
+# that starts from a small readout and learns to move many units together transfers far better.
+READOUT_INIT_STD = 0.01
+# For the same reason the readout's squared norm is penalised during training (the shared loop adds a
+# model's ``regularizer(rollout)`` to the loss).
+READOUT_L2 = 0.02
+SETTINGS = {
+    # n_units from the issue. A fixed budget of batched Adam steps, no early stop: a net that only just
+    # meets the criterion (NoGo output 0.29 against the 0.3 bound) leaves no margin for spiking noise.
+    "gonogo": dict(n_units=200, train=TrainConfig(n_steps=600, batch_size=32, lr=0.01, eval_every=100,
+                                                  target_score=1.01, checkpoint_every=100)),
+    "context": dict(n_units=250, train=TrainConfig(n_steps=1500, batch_size=32, lr=0.01, eval_every=100,
+                                                   target_score=1.01, checkpoint_every=100)),
+}
+
+
+def checkpoint_path(task_name: str, seed: int) -> Path:
+    return OUT / f"{task_name}_seed{seed}.pt"
+
+
+def train_one(task_name: str, seed: int) -> dict:
+    task = tasks.make(task_name)
+    setting = SETTINGS[task_name]
+    cfg = RateRNNConfig(n_units=setting["n_units"], n_inputs=task.n_inputs, n_outputs=task.n_outputs,
+                        dt_ms=task.dt_ms, activation="sigmoid", dale=True, train_tau=True)
+    model = RateRNN(cfg, seed=seed)
+    with torch.no_grad():  # Kim et al.'s readout init, N(0, 1)/100: see READOUT_INIT_STD
+        g = torch.Generator().manual_seed(seed)
+        model.w_out.copy_(READOUT_INIT_STD * torch.randn(model.w_out.shape, generator=g))
+    model.regularizer = lambda rollout: READOUT_L2 * model.w_out.pow(2).sum()
+    t0 = time.perf_counter()
+    result = train(model, task, setting["train"], checkpoint_path=checkpoint_path(task_name, seed), seed=seed)
+    row = {"task": task_name, "seed": seed, "rate_score": result.score, "train_steps": result.step,
+           "train_s": round(time.perf_counter() - t0, 1)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def load_rate_net(path: Path):
+    # Checkpoints written before ratenets stored torch.__version__ as a plain str hold a TorchVersion.
+    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        return load_model(path)
+
+
+def search_one(task_name: str, seed: int, n_trials: int, device: str) -> dict:
+    from transfer.search import search_scale
+
+    task = tasks.make(task_name)
+    rate_net = load_rate_net(checkpoint_path(task_name, seed)).eval()
+    gen = torch.Generator().manual_seed(1000 + seed)
+    with torch.no_grad():
+        batch = task.sample(1000, gen)
+        rate_score = task.score(rate_net(batch.inputs, noise=False).outputs, batch)
+    t0 = time.perf_counter()
+    result = search_scale(rate_net, task, n_trials=n_trials, seed=seed, device=device)
+    row = {"task": task_name, "seed": seed, "n_units": rate_net.cfg.n_units, "rate_score": rate_score,
+           "best_scale": result.best_scale, "lif_score": result.best_score, "table": result.table,
+           "search_s": round(time.perf_counter() - t0, 1)}
+    (OUT / f"{task_name}_seed{seed}_search.json").write_text(json.dumps(row, indent=1))
+    print(json.dumps({k: v for k, v in row.items() if k != "table"}), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["train", "search", "all"])
+    parser.add_argument("--task", choices=sorted(SETTINGS), action="append")
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--n-trials", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    task_names = args.task or ["gonogo", "context"]
+    rows = []
+    for task_name in task_names:
+        seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if task_name == "gonogo" else [0])
+        for seed in seeds:
+            if args.stage in ("train", "all"):
+                train_one(task_name, seed)
+            if args.stage in ("search", "all"):
+                rows.append(search_one(task_name, seed, args.n_trials, args.device))
+    if rows:
+        print(f"{'task':8s} {'seed':>4s} {'N':>4s} {'rate':>6s} {'scale':>6s} {'LIF':>6s} {'search s':>9s}")
+        for r in rows:
+            print(f"{r['task']:8s} {r['seed']:4d} {r['n_units']:4d} {r['rate_score']:6.3f} {r['best_scale']:6.1f} "
+                  f"{r['lif_score']:6.3f} {r['search_s']:9.1f}")
+        summary = {"rows": [{k: v for k, v in r.items() if k != "table"} for r in rows]}
+        gonogo = [r["lif_score"] for r in rows if r["task"] == "gonogo"]
+        if gonogo:
+            summary["gonogo_n_at_least_0.95"] = sum(s >= 0.95 for s in gonogo)
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

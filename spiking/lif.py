@@ -1,0 +1,215 @@
+"""Leaky integrate-and-fire network of Kim, Li & Sejnowski 2019 (PNAS, Table S1; reference code
+rkim35/spikeRNN ``spiking/LIF_network_fnc.m``): parameters, state, one pure step, and a thin module.
+
+One LIF step of ``dt`` (0.05 ms, 100 steps per 5 ms rate step), for unit i, in this order:
+
+    v_i ← v_i + g_i·(I_i + bias + (W_in u)_i − v_i + ξ_i/a),   a = dt/τm;  g_i = a, or 0 while refractory
+    s_i = [v_i ≥ θ] (outside refractoriness);   where s_i: v_i ← v_reset, refractory for the next 2 ms
+    I_i ← I_i·e^{−dt/τd_i} + h_i·dt                  (recurrent current, mV; decays with the *post* unit's τd)
+    h_i ← h_i·e^{−dt/τr}  + κ_i Σ_j W_ij s_j,  κ_i = 1000/(τr·τd_i)
+    r_j ← r_j·e^{−dt/τd_j} + q_j·dt                  (filtered spike train of unit j, Hz; its *own* τd)
+    q_j ← q_j·e^{−dt/τr}  + κ_j s_j
+
+ξ ~ N(0, σ²) with σ = 0.1 mV per step (``randn/10``), bias −40 mV (= θ: units sit at rheobase),
+τm 10 ms, θ −40 mV, v_reset −65 mV, τr 2 ms, τd = the rate unit's trained τ. Times are in ms; the
+factor 1000 in κ makes the double-exponential kernel integrate to one over *seconds*, so r is in spikes/s
+and the recurrent current is ``W/λ · r`` with W the rate network's weights and λ the scaling factor,
+exactly as in the reference code (which works in seconds). The readout is ``out = (w_out/λ)·r``.
+
+Two choices differ from the reference code and are documented here once:
+
+* The reference code adds the voltage noise during the refractory period too, so v leaves the reset
+  value by ~0.6 mV (40 steps of 0.1 mV noise) before it integrates again; here v stays at v_reset for
+  the whole refractory period (as in Brian2's ``unless refractory``) and a refractory unit cannot spike,
+  which makes the 2 ms exact. Writing the noise inside the gated term (ξ/a) is what does this.
+* The reference code starts with every unit refractory for the first 2 ms (``tlast = 0``); here no unit
+  starts refractory. The initial voltages are uniform in [−65, 30] mV as in the reference code
+  (``vreset + rand·(30 − vreset)``; REFERENCES.md), so about three quarters of the units spike on the
+  first step. Set ``v_init_high_mv = -40`` to start everyone below threshold instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ratenets.rollout import Rollout
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Every knob of the transferred LIF network; defaults from Kim et al. 2019 (Table S1, reference code)."""
+
+    dt_ms: float = 0.05  # LIF step; the rate step (5 ms) must be an integer multiple of it
+    tau_m_ms: float = 10.0  # membrane time constant
+    v_threshold_mv: float = -40.0
+    v_reset_mv: float = -65.0
+    refractory_ms: float = 2.0
+    bias_mv: float = -40.0  # constant bias current (in mV, as the membrane equation is written)
+    noise_std_mv: float = 0.1  # std of the Gaussian voltage noise added each LIF step (randn/10)
+    tau_rise_ms: float = 2.0  # synaptic rise time τr; the decay τd is each unit's trained τ
+    v_init_low_mv: float = -65.0  # initial voltage ~ U[low, high]
+    v_init_high_mv: float = 30.0
+
+    def check(self) -> None:
+        for name in ("dt_ms", "tau_m_ms", "tau_rise_ms"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"LIFParams.{name} must be > 0, got {getattr(self, name)}")
+        if self.dt_ms > self.tau_m_ms:
+            raise ValueError(f"LIFParams.dt_ms must be <= tau_m_ms, got {self.dt_ms} > {self.tau_m_ms}")
+        if self.refractory_ms < 0 or self.noise_std_mv < 0:
+            raise ValueError("LIFParams.refractory_ms and noise_std_mv must be >= 0")
+        if not self.v_reset_mv < self.v_threshold_mv:
+            raise ValueError(f"need v_reset_mv < v_threshold_mv, got {self.v_reset_mv}, {self.v_threshold_mv}")
+        if not self.v_init_low_mv <= self.v_init_high_mv:
+            raise ValueError("need v_init_low_mv <= v_init_high_mv")
+
+    @property
+    def refractory_steps(self) -> int:
+        """LIF steps during which a unit that just spiked neither integrates nor spikes (40 by default)."""
+        return round(self.refractory_ms / self.dt_ms)
+
+    def substeps(self, rate_dt_ms: float) -> int:
+        """LIF steps per rate step; the rate step must be a whole multiple of ``dt_ms``."""
+        n = round(rate_dt_ms / self.dt_ms)
+        if n < 1 or not math.isclose(n * self.dt_ms, rate_dt_ms, rel_tol=1e-9):
+            raise ValueError(f"the rate step {rate_dt_ms} ms is not a whole multiple of the LIF dt {self.dt_ms} ms")
+        return n
+
+
+class LIFState(NamedTuple):
+    """State of a batch of LIF networks, every field ``[..., N]`` (leading dims: scales, trials)."""
+
+    v: torch.Tensor  # membrane potential, mV
+    i_syn: torch.Tensor  # recurrent synaptic current, mV
+    h_syn: torch.Tensor  # its rise variable, mV/ms
+    r: torch.Tensor  # filtered spike train, Hz (readout and analyses)
+    h_r: torch.Tensor  # its rise variable, Hz/ms
+    refractory_left: torch.Tensor  # LIF steps of refractoriness left (float, 0 = free)
+
+
+class SynapseConstants(NamedTuple):
+    """Per-unit constants of the double-exponential filter, precomputed once per network."""
+
+    decay_d: torch.Tensor  # e^{-dt/τd_i}, [N]
+    decay_r: float  # e^{-dt/τr}
+    jump: torch.Tensor  # κ_i = 1000/(τr·τd_i): jump of h per unit input, [N]
+
+
+def synapse_constants(tau_d_ms: torch.Tensor, params: LIFParams) -> SynapseConstants:
+    """``e^{-dt/τd}``, ``e^{-dt/τr}`` and ``κ = 1000/(τr τd)`` (1/ms per 1/s, see the module docstring)."""
+    tau_d = tau_d_ms
+    return SynapseConstants(
+        decay_d=torch.exp(-params.dt_ms / tau_d),
+        decay_r=math.exp(-params.dt_ms / params.tau_rise_ms),
+        jump=1000.0 / (params.tau_rise_ms * tau_d),
+    )
+
+
+def initial_state(
+    shape: tuple[int, ...],
+    params: LIFParams,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype=torch.float32,
+    v0: torch.Tensor | None = None,
+) -> LIFState:
+    """Resting synapses, no refractoriness, ``v ~ U[v_init_low_mv, v_init_high_mv]`` (or ``v0``), shape ``shape``."""
+    if v0 is None:
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        v0 = params.v_init_low_mv + u * (params.v_init_high_mv - params.v_init_low_mv)
+    v = v0.to(device=device, dtype=dtype).expand(shape).clone()
+    zeros = torch.zeros(shape, device=v.device, dtype=dtype)
+    return LIFState(v, zeros, zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone())
+
+
+def lif_step(
+    state: LIFState,
+    drive: torch.Tensor,
+    noise: torch.Tensor | float,
+    w_rec: torch.Tensor,
+    syn: SynapseConstants,
+    params: LIFParams,
+) -> tuple[torch.Tensor, LIFState]:
+    """One LIF step (equations in the module docstring); pure, returns ``(spikes, next_state)``.
+
+    The noise enters as ``ξ/a`` inside the gated term, so that it is added exactly when the unit
+    integrates (``g = a``) and not while it is refractory (``g = 0``).
+
+    ``drive [..., N]`` is the external current ``bias + W_in u`` in mV; ``noise`` the voltage noise of this
+    step in mV (broadcastable); ``w_rec [..., N, N]`` (post, pre) the recurrent weights already divided
+    by the scaling factor, one matrix per leading ``scale`` index or one for all. ``spikes`` is 0/1 in the
+    state's dtype.
+    """
+    v, i_syn, h_syn, r, h_r, refr = state
+    a = params.dt_ms / params.tau_m_ms
+    gate = a * (1.0 - refr).clamp(0.0, 1.0)
+    v = torch.lerp(v, i_syn + (drive + noise / a), gate)
+    spikes = (v >= params.v_threshold_mv).to(v.dtype) * (refr <= 0).to(v.dtype)
+    v = torch.lerp(v, torch.full_like(v, params.v_reset_mv), spikes)
+    refr = torch.maximum((refr - 1.0).clamp(min=0.0), spikes * params.refractory_steps)
+    recurrent = torch.matmul(spikes, w_rec.transpose(-1, -2)) if w_rec.dim() > 2 else spikes @ w_rec.T
+    i_syn = i_syn * syn.decay_d + h_syn * params.dt_ms
+    h_syn = h_syn * syn.decay_r + syn.jump * recurrent
+    r = r * syn.decay_d + h_r * params.dt_ms
+    h_r = h_r * syn.decay_r + syn.jump * spikes
+    return spikes, LIFState(v, i_syn, h_syn, r, h_r, refr)
+
+
+class LIFNetwork(nn.Module):
+    """A transferred LIF network (thin: weights and parameters; the dynamics live in ``lif_step`` and
+    ``spiking.simulate.simulate``). Built by ``transfer.rate_to_lif``.
+
+    Buffers: ``w_rec [N,N]`` (post, pre) and ``w_out [O,N]`` already divided by ``scale_factor``,
+    ``w_in [N,I]``, ``tau_d_ms [N]``, ``b_out [O]`` (zero unless the mapping kept the rate readout's bias).
+    ``rate_net`` is the source rate network (its smooth dynamics are the
+    surrogate the fixed-point analyses use); ``scale_factor`` is λ.
+    """
+
+    def __init__(
+        self,
+        w_rec: torch.Tensor,
+        w_in: torch.Tensor,
+        w_out: torch.Tensor,
+        tau_d_ms: torch.Tensor,
+        params: LIFParams = LIFParams(),
+        rate_dt_ms: float = 5.0,
+        rate_net: nn.Module | None = None,
+        scale_factor: float = 1.0,
+        b_out: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        params.check()
+        self.params = params
+        self.rate_dt_ms = rate_dt_ms
+        self.scale_factor = float(scale_factor)
+        self.register_buffer("w_rec", w_rec.detach().clone())
+        self.register_buffer("w_in", w_in.detach().clone())
+        self.register_buffer("w_out", w_out.detach().clone())
+        self.register_buffer("tau_d_ms", tau_d_ms.detach().clone())
+        b_out = torch.zeros(w_out.shape[0]).to(w_out) if b_out is None else b_out.detach().clone()
+        self.register_buffer("b_out", b_out)
+        # Kept out of the module tree on purpose: moving or saving the LIF net must not touch the rate net.
+        self.__dict__["rate_net"] = rate_net
+
+    @property
+    def n_units(self) -> int:
+        return self.w_rec.shape[0]
+
+    def forward(self, inputs: torch.Tensor, generator: torch.Generator | None = None, **kwargs) -> Rollout:
+        """Simulate ``inputs [B,T,I]`` (one value per rate step). Returns ``Rollout(outputs [B,T,O],
+        states [B,T,N] filtered rates in Hz, rates (same), spikes [B,T,N] spike counts per rate step)``."""
+        from .simulate import simulate
+
+        res = simulate(self.w_rec, self.w_in, self.w_out, self.tau_d_ms, inputs, self.params,
+                       rate_dt_ms=self.rate_dt_ms, generator=generator, record_rates=True,
+                       record_counts=True, **kwargs)
+        rates = res.rates[0]
+        return Rollout(res.outputs[0] + self.b_out.to(res.outputs), rates, rates=rates, spikes=res.counts[0])
+
+    def config_dict(self) -> dict:
+        return {"params": asdict(self.params), "rate_dt_ms": self.rate_dt_ms, "scale_factor": self.scale_factor}
