@@ -14,6 +14,7 @@ import yaml
 
 import tasks
 from ratenets import RateRNNConfig, TrainConfig
+from spiking import LIFParams, LSNNConfig
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,56 @@ class RateSection:
             raise ValueError(f"eval_trials must be >= 1, got {self.eval_trials}")
 
 
-STAGE_NAMES = ("rate",)
+@dataclass
+class TransferSection:
+    """Rate→LIF transfer (Kim et al. 2019): the scaling-factor grid, trials per factor in the search,
+    fresh held-out trials to score the chosen factor on, and the LIF parameters. ``keep_readout_bias``
+    keeps the rate readout's bias in the LIF output (the paper drops it; sigmoid networks whose outputs
+    must swing to -1 rely on it)."""
+
+    scales: list[float] = field(default_factory=lambda: [float(s) for s in range(20, 80, 5)])
+    n_trials: int = 100
+    eval_trials: int = 200
+    raster_trials: int = 2
+    keep_readout_bias: bool = False
+    lif: LIFParams = field(default_factory=LIFParams)
+
+    def check(self):
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be a non-empty list of factors > 0, got {self.scales}")
+        if self.n_trials < 1 or self.eval_trials < 1 or self.raster_trials < 1:
+            raise ValueError("n_trials, eval_trials and raster_trials must be >= 1")
+
+
+@dataclass
+class LSNNSection:
+    """An LSNN of LIF and ALIF units (Bellec et al. 2018) trained on the task with surrogate gradients."""
+
+    model: LSNNConfig = field(default_factory=LSNNConfig, metadata={"derived": ("n_inputs", "n_outputs", "dt_ms")})
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(n_steps=1500, lr=0.005))
+    eval_trials: int = 1000
+
+    def check(self):
+        if self.eval_trials < 1:
+            raise ValueError(f"eval_trials must be >= 1, got {self.eval_trials}")
+
+
+@dataclass
+class FixedPointsSection:
+    """Fixed points of every model of the run, at zero input, started from held-out trajectories
+    (Sussillo & Barak 2013; Golub & Sussillo 2018 defaults)."""
+
+    n_starts: int = 1024
+    noise: float = 0.5
+    tol_q: float = 1e-12
+    tol_unique: float = 1e-3
+
+    def check(self):
+        if self.n_starts < 1 or self.noise < 0 or not self.tol_q > 0 or self.tol_unique < 0:
+            raise ValueError("need n_starts >= 1, noise >= 0, tol_q > 0 and tol_unique >= 0")
+
+
+STAGE_NAMES = ("rate", "transfer", "lsnn", "fixedpoints")
 
 
 @dataclass
@@ -52,6 +102,9 @@ class RunConfig:
     stages: list[str] = field(default_factory=lambda: list(STAGE_NAMES))
     task: TaskSection = field(default_factory=TaskSection)
     rate: RateSection = field(default_factory=RateSection)
+    transfer: TransferSection = field(default_factory=TransferSection)
+    lsnn: LSNNSection = field(default_factory=LSNNSection)
+    fixedpoints: FixedPointsSection = field(default_factory=FixedPointsSection)
 
     def check(self):
         if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
@@ -61,16 +114,24 @@ class RunConfig:
         for s in self.stages:
             if s not in STAGE_NAMES:
                 raise ValueError(f"stages: unknown stage {s!r}; allowed: {', '.join(STAGE_NAMES)}")
-        try:
-            self.rate_model_config().check()
-        except ValueError as e:
-            raise ConfigError(f"config key rate.model: {e}") from None
+        for section, model_cfg in (("rate", self.rate_model_config), ("lsnn", self.lsnn_model_config)):
+            try:
+                model_cfg().check()
+            except ValueError as e:
+                raise ConfigError(f"config key {section}.model: {e}") from None
 
     def rate_model_config(self) -> RateRNNConfig:
         """The rate model's settings with the task's input/output widths and time step filled in."""
         task = self.make_task()
         return dataclasses.replace(
             self.rate.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms
+        )
+
+    def lsnn_model_config(self) -> LSNNConfig:
+        """The LSNN's settings with the task's input/output widths and time step filled in."""
+        task = self.make_task()
+        return dataclasses.replace(
+            self.lsnn.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms
         )
 
     def make_task(self) -> tasks.Task:

@@ -49,6 +49,9 @@ class RunContext:
         return self.out / "results.h5"
 
     def load_model(self, name: str) -> torch.nn.Module:
+        """A trained model of this run, from its checkpoint; a missing one is a ``RunError`` naming the stage."""
+        if not self.checkpoint(name).exists():
+            raise RunError(f"no {name} checkpoint in {self.out}: run the {name} stage first (--stages {name},...)")
         return load_model(self.checkpoint(name)).to(self.device).eval()
 
     def eval_generator(self) -> torch.Generator:
@@ -92,6 +95,8 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(old) | set(new)):
         key = f"{prefix}{k}"
+        if k not in old:
+            continue  # a section added since this run began (a newer version's stage) changes nothing done
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _differences(a, b, key + ".")

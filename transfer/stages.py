@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import torch
 
-from ratenets import RateRNN, train
+from ratenets import RateRNN, save_checkpoint, train
 from ratenets.plots import plot_training, plot_trials
+from spiking import LSNN, mean_rate_hz, plot_output_vs_target, unit_rates_hz
+from spiking import plot_raster as plot_lsnn_raster
+from spiking import plot_rate_histogram as plot_lsnn_rates
 from tasks import TaskBatch
 
+from .mapping import rate_to_lif
 from .pipeline import RunContext, model_done, stage
+from .plots import plot_raster, plot_scale_scan
+from .plots import plot_rate_histogram as plot_lif_rates
 from .results import write_h5_group
+from .search import search_scale, simulate_trials
 
 N_SAVED_TRIALS = 32  # trials whose full trajectories go into results.h5
 
@@ -80,3 +87,73 @@ def rate_stage(ctx: RunContext) -> None:
         ctx.figure("rate_trials"), f"rate RNN on {task.name}: held-out score {score:.3f}",
     )
     ctx.log(f"rate: {result.step} updates, score {score:.4f} on {sec.eval_trials} held-out trials")
+
+
+@stage("transfer", done=lambda ctx: "lif" in ctx.summary["models"] and "transfer" in ctx.summary)
+def transfer_stage(ctx: RunContext) -> None:
+    """Kim et al.'s transfer: search the scaling factor on the grid, then score the chosen factor on
+    fresh held-out trials; save a raster, the scan and the firing-rate histogram."""
+    sec = ctx.cfg.transfer
+    rate_net = ctx.load_model("rate")
+    search = search_scale(rate_net, ctx.task, sec.scales, sec.n_trials, sec.lif, seed=ctx.cfg.seed,
+                          device=ctx.device, keep_readout_bias=sec.keep_readout_bias)
+    held = search_scale(rate_net, ctx.task.held_out(), [search.best_scale], sec.eval_trials, sec.lif,
+                        seed=ctx.cfg.seed + 20_000, device=ctx.device, keep_readout_bias=sec.keep_readout_bias)
+    lif = rate_to_lif(rate_net, search.best_scale, sec.lif, keep_readout_bias=sec.keep_readout_bias)
+    save_checkpoint(ctx.checkpoint("lif"), lif, done=True, scale_factor=search.best_scale,
+                    note="rebuild with transfer.rate_to_lif(ratenets.load_model('rate.pt'), scale_factor)")
+    trials = simulate_trials(lif, ctx.task.held_out(), N_SAVED_TRIALS, seed=ctx.cfg.seed + 20_000,
+                             raster_trials=sec.raster_trials)
+    ctx.summary["models"]["lif"] = {
+        "score": held.best_score,
+        "n_trials": sec.eval_trials,
+        "scale_factor": search.best_scale,
+        "n_units": lif.n_units,
+        "mean_rate_hz": float(trials.firing_rates_hz.mean()),
+        "search_seconds": round(search.seconds, 2),
+    }
+    ctx.summary["transfer"] = {"scale": search.best_scale, "scan": search.table,
+                               "scan_rates_hz": search.firing_rates_hz, "n_trials": search.n_trials}
+    b = trials.batch
+    write_h5_group(ctx.h5, "lif", {
+        "outputs": trials.lif_outputs, "rate_outputs": trials.rate_outputs, "inputs": b.inputs, "targets": b.targets,
+        "spikes": trials.raster, "firing_rates_hz": trials.firing_rates_hz,
+    }, {
+        "": {"dt_ms": ctx.task.dt_ms, "lif_dt_ms": trials.lif_dt_ms, "scale_factor": search.best_scale},
+        "spikes": {"shape": "event, (trial, LIF step, unit)", "units": "LIF steps of lif_dt_ms"},
+        "firing_rates_hz": {"shape": "trial, unit", "units": "Hz"},
+    })
+    plot_scale_scan(search.table, ctx.figure("transfer_scan"), search.best_scale)
+    plot_raster(trials.raster, trials.lif_outputs.cpu(), ctx.figure("lif_raster"), trials.rate_outputs.cpu(),
+                b.targets.cpu(), lif_dt_ms=trials.lif_dt_ms, rate_dt_ms=trials.rate_dt_ms)
+    plot_lif_rates(trials.firing_rates_hz, ctx.figure("lif_rates"))
+    ctx.log(f"transfer: best scaling factor {search.best_scale:g} (search score {search.best_score:.3f}); "
+            f"LIF score {held.best_score:.4f} on {sec.eval_trials} held-out trials")
+
+
+@stage("lsnn", done=model_done("lsnn"), checkpoints=("lsnn",))
+def lsnn_stage(ctx: RunContext) -> None:
+    """Train an LSNN (LIF + ALIF units, Bellec et al. 2018) on the task with surrogate gradients."""
+    sec = ctx.cfg.lsnn
+    model = LSNN(ctx.cfg.lsnn_model_config(), seed=ctx.cfg.seed)
+    result = train(model, ctx.task, sec.train, ctx.checkpoint("lsnn"), ctx.device, seed=ctx.cfg.seed, progress=True)
+    if result.resumed_from:
+        ctx.log(f"lsnn: resumed from the checkpoint at step {result.resumed_from}")
+    score, batch, rollout = held_out_score(model, ctx, sec.eval_trials)
+    dt = ctx.task.dt_ms
+    ctx.summary["models"]["lsnn"] = {
+        "score": score,
+        "n_trials": sec.eval_trials,
+        "train_steps": result.step,
+        "n_units": model.cfg.n_units,
+        "mean_rate_hz": mean_rate_hz(rollout, dt),
+    }
+    save_model_results(ctx, "lsnn", batch, rollout, {"spikes": rollout.spikes[:N_SAVED_TRIALS].to(torch.uint8)})
+    plot_training(result.history, ctx.figure("lsnn_training"), "LSNN")
+    plot_lsnn_raster(rollout.spikes[0].cpu(), ctx.figure("lsnn_raster"), dt, n_lif=model.cfg.n_lif)
+    plot_output_vs_target(rollout.outputs[0].cpu(), batch.targets[0].cpu(), ctx.figure("lsnn_output"), dt,
+                          mask=batch.mask[0].cpu())
+    plot_lsnn_rates(unit_rates_hz(rollout.spikes.cpu(), dt), ctx.figure("lsnn_rates"),
+                    target_hz=model.cfg.target_rate_hz)
+    ctx.log(f"lsnn: {result.step} updates, score {score:.4f} on {sec.eval_trials} held-out trials, "
+            f"mean rate {ctx.summary['models']['lsnn']['mean_rate_hz']:.1f} Hz")
