@@ -43,11 +43,16 @@ def brian2_available() -> bool:
     return True
 
 
-def simulate_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, v0: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def simulate_brian2(
+    lif_net: LIFNetwork, inputs: torch.Tensor, v0: torch.Tensor, timing: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One trial of ``lif_net`` in Brian2 (numpy target, noise off). ``inputs [T,I]`` per rate step,
-    ``v0 [N]`` in mV. Returns ``(unit, lif_step)`` of every spike."""
+    ``v0 [N]`` in mV. Returns ``(unit, lif_step)`` of every spike; ``timing`` gets ``setup_s``, ``run_s``."""
+    import time
+
     import brian2 as b2
 
+    t0 = time.perf_counter()
     p = lif_net.params
     b2.prefs.codegen.target = "numpy"
     b2.start_scope()
@@ -78,7 +83,11 @@ def simulate_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, v0: torch.Tensor)
     syn.w = w_rec[post, pre] * b2.second
     monitor = b2.SpikeMonitor(group)
     net = b2.Network(group, syn, monitor)
+    net.run(0 * b2.ms)  # builds the code objects, so that run_s is the simulation alone
+    t1 = time.perf_counter()
     net.run(inputs.shape[0] * lif_net.rate_dt_ms * b2.ms)
+    if timing is not None:
+        timing.update(setup_s=t1 - t0, run_s=time.perf_counter() - t1)
     steps = np.round(np.asarray(monitor.t / lif_dt)).astype(np.int64)
     return np.asarray(monitor.i, dtype=np.int64), steps
 

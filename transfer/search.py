@@ -7,6 +7,7 @@ All factors see the same trials, initial voltages and noise (common random numbe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -22,7 +23,8 @@ DEFAULT_SCALES = tuple(float(s) for s in range(20, 80, 5))
 
 @dataclass
 class ScaleSearchResult:
-    """``table``: ``[[scale, score], ...]`` in grid order; ``firing_rates_hz``: mean LIF rate per factor."""
+    """``table``: ``[[scale, score], ...]`` in grid order; ``firing_rates_hz``: mean LIF rate per factor;
+    ``outputs [S,B,T,O]`` and ``batch``: the LIF outputs and trials behind the scores (to re-score them)."""
 
     table: list[list[float]]
     best_scale: float
@@ -30,6 +32,8 @@ class ScaleSearchResult:
     n_trials: int
     firing_rates_hz: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    outputs: torch.Tensor | None = field(default=None, repr=False)
+    batch: object = field(default=None, repr=False)
 
 
 def _device(rate_net, device) -> torch.device:
@@ -47,11 +51,13 @@ def search_scale(
     device=None,
     dtype: torch.dtype | None = None,
     keep_readout_bias: bool = False,
+    score_fn: Callable | None = None,
 ) -> ScaleSearchResult:
     """Score every scaling factor in ``scales`` on ``n_trials`` LIF trials of ``task``; one simulation.
 
     Trials come from ``task.sample(n_trials, Generator(seed))``; the LIF noise from a generator seeded
-    ``seed + 1`` on ``device`` (default: the rate network's). Errors as ``rate_to_lif``.
+    ``seed + 1`` on ``device`` (default: the rate network's). ``score_fn(outputs [B,T,O], batch) -> float``
+    replaces ``task.score`` (e.g. a published variant of the criterion). Errors as ``rate_to_lif``.
     """
     scales = [check_scale_factor(s) for s in scales]
     lif_params = lif_params or LIFParams()
@@ -69,11 +75,12 @@ def search_scale(
     res = simulate(w_rec.to(device), w_in, w_out, tau_d_ms, batch.inputs, lif_params, rate_dt_ms=task.dt_ms,
                    generator=generator, dtype=dtype)
     outputs = res.outputs if b_out is None else res.outputs + b_out.to(res.outputs)
-    scores = [float(task.score(outputs[s], batch)) for s in range(len(scales))]
+    score_fn = score_fn or task.score
+    scores = [float(score_fn(outputs[s], batch)) for s in range(len(scales))]
     rates = res.firing_rates_hz().mean(dim=(1, 2)).tolist()
     best = max(range(len(scales)), key=lambda s: (scores[s], -s))
     return ScaleSearchResult([[s, sc] for s, sc in zip(scales, scores)], scales[best], scores[best], n_trials,
-                             rates, time.perf_counter() - t0)
+                             rates, time.perf_counter() - t0, outputs, batch)
 
 
 class TransferTrials(NamedTuple):
@@ -107,8 +114,13 @@ def simulate_trials(
                    rate_dt_ms=lif_net.rate_dt_ms, generator=generator, dtype=dtype,
                    raster_trials=n_trials if raster_trials is None else raster_trials)
     rate_outputs = None
-    if lif_net.rate_net is not None:
-        with torch.no_grad():
-            rate_outputs = lif_net.rate_net.eval()(batch.inputs.to(lif_net.rate_net.w_out.device), noise=False).outputs
+    rate_net = lif_net.rate_net
+    if rate_net is not None:
+        was_training = rate_net.training
+        try:
+            with torch.no_grad():
+                rate_outputs = rate_net.eval()(batch.inputs.to(rate_net.w_out.device), noise=False).outputs.to(device)
+        finally:
+            rate_net.train(was_training)
     return TransferTrials(batch, rate_outputs, res.outputs[0] + lif_net.b_out.to(res.outputs), res.raster[:, 1:],
                           res.firing_rates_hz()[0], res.dt_ms, lif_net.rate_dt_ms)
