@@ -2,18 +2,23 @@
 
 ``find(model, states, inputs)`` accepts an object with ``step``/``velocity``, a callable ``f(x, u)`` or a
 stock ``nn.RNN``/``GRU``/``LSTM``/``*Cell`` and returns ``FixedPoints``; ``summarize`` gives the run summary's
-entry; spiking models are analysed through ``surrogate_for(model)``.
+entry; ``topology`` links saddles to attractors; ``continuation`` follows points across inputs; spiking
+models are analysed through ``surrogate_for(model)``.
 """
 
 from .adapters import Dynamics, dynamics_of, surrogate_for
+from .continuation import Continuation, continuation
 from .dedup import outlier_mask, unique_lowest_q
-from .find import check_map, find, sample_starts, state_trajectories, summarize
+from .find import check_map, find, find_slow_points, sample_starts, state_trajectories, summarize
 from .linear import count_unstable, eigen, jacobians
 from .result import PCA, FixedPoints
+from .plots import plot_eigenvalues, plot_fixed_points
 from .solver import SolverConfig
+from .topology import Topology, topology
 
 __all__ = [
-    "PCA", "Dynamics", "FixedPoints", "SolverConfig", "check_map", "count_unstable", "dynamics_of", "eigen", "find",
-    "jacobians", "outlier_mask", "sample_starts", "state_trajectories", "summarize", "surrogate_for",
+    "PCA", "Continuation", "Dynamics", "FixedPoints", "SolverConfig", "Topology", "check_map", "continuation",
+    "count_unstable", "dynamics_of", "eigen", "find", "find_slow_points", "jacobians", "outlier_mask", "plot_eigenvalues",
+    "plot_fixed_points", "sample_starts", "state_trajectories", "summarize", "surrogate_for", "topology",
     "unique_lowest_q",
 ]

@@ -27,7 +27,7 @@ def unique_lowest_q(points: torch.Tensor, q: torch.Tensor, tol_unique: float = 1
         return torch.zeros(0, dtype=torch.long, device=points.device)
     order = torch.argsort(q)
     ordered = points[order]
-    near = torch.cdist(ordered, ordered) <= tol_unique
+    near = torch.cdist(ordered, ordered, compute_mode="donot_use_mm_for_euclid_dist") <= tol_unique
     near &= torch.ones(n, n, dtype=torch.bool, device=points.device).tril(diagonal=-1)  # only lower-q neighbours
     keep = torch.ones(n, dtype=torch.bool, device=points.device)
     for _ in range(n):

@@ -18,7 +18,7 @@ from .adapters import Dynamics, dynamics_of
 from .dedup import outlier_mask, unique_lowest_q
 from .linear import count_unstable, eigen, jacobians
 from .result import FixedPoints
-from .solver import SolverConfig, minimize
+from .solver import SolverConfig, adam_phase, minimize, q_of
 
 
 def _as_tensor(value, name: str) -> torch.Tensor:
@@ -177,10 +177,34 @@ def find(
         candidates = keep.nonzero()[:, 0]
         unique = candidates[unique_lowest_q(x[candidates], q[candidates], tol_unique)]
         info = {"n_starts": int(x0.shape[0]), "n_converged": int((q <= tol_q).sum()), "adam_iters": solved["adam_iters"],
-                "lm_iters": solved["lm_iters"], "model": precise.description, "seconds_solve": time.perf_counter() - started}
+                "lm_iters": solved["lm_iters"], "n_polished": solved["n_polished"], "model": precise.description, "seconds_solve": time.perf_counter() - started}
         fps = linearise(precise, x[unique], u[unique], q[unique], tol_q, info)
     fps.info["seconds"] = time.perf_counter() - started
     return fps
+
+
+def find_slow_points(model, states, inputs=None, *, q_max: float = 1e-6, n_starts: int | None = 1024,
+                     noise: float = 0.0, tol_unique: float = 1e-3, continuous: bool | None = None, seed: int = 0,
+                     solver: SolverConfig | None = None) -> FixedPoints:
+    """Slow points: Adam only, each point stopping once q < ``q_max`` (no Newton polish, which would pull
+    every point of an approximate line attractor onto its few exact roots). Points with q <= ``q_max``
+    are kept and deduplicated; all are flagged ``is_slow`` unless q <= the solver's ``tol_q``."""
+    solver = solver if solver is not None else SolverConfig()
+    solver = SolverConfig(**{**solver.__dict__, "handoff_q": q_max, "merge_tol": 0.0})
+    with dynamics_of(model, continuous, torch.float64) as (fast, precise):
+        flat, lead = _flat_states(states, fast)
+        flat = flat.to(device=fast.device or flat.device, dtype=fast.dtype or flat.dtype)
+        u_flat = _flat_inputs(inputs, lead, flat.shape[0], fast, flat)
+        x0, u0 = sample_starts(flat, u_flat, n_starts, noise, torch.Generator().manual_seed(seed))
+        check_map(fast, x0[:2], u0[:2])
+        x, _, iters = adam_phase(fast, x0, u0, solver)
+        dtype = precise.dtype or x.dtype
+        x, u = x.to(dtype), u0.to(dtype)
+        with torch.no_grad():
+            q = q_of(precise, x, u)
+        keep = (q <= q_max).nonzero()[:, 0]
+        unique = keep[unique_lowest_q(x[keep], q[keep], tol_unique)]
+        return linearise(precise, x[unique], u[unique], q[unique], solver.tol_q, {"adam_iters": iters})
 
 
 def summarize(fps: FixedPoints) -> dict:

@@ -60,6 +60,9 @@ def _jacobian_replicated(fn, x: torch.Tensor, u: torch.Tensor, wrt_input: bool):
 
 def jacobians(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, wrt_input: bool = False):
     """``(F(x,u) [K,D], ∂F/∂x [K,D,D], ∂F/∂u [K,D,I] or None)`` of the model's map (or velocity), exact."""
+    n, d, i = x.shape[0], x.shape[1], u.shape[1]
+    if n == 0:
+        return x.new_zeros(0, d), x.new_zeros(0, d, d), (x.new_zeros(0, d, i) if wrt_input else None)
     values, jxs, jus = [], [], []
     want_u = wrt_input and u.shape[1] > 0
     for part in _chunks(x.shape[0], x.shape[1]):

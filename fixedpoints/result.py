@@ -4,7 +4,7 @@ and a PCA projection."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -153,5 +153,3 @@ class PCA:
         return v.detach().to(torch.float64).cpu() @ self.components.T
 
 
-def _field_names() -> list[str]:
-    return [f.name for f in fields(FixedPoints)]

@@ -44,13 +44,15 @@ class SolverConfig:
     lr_grow: float = 1 / 0.95
     clip_quantile: float = 0.95
     clip_window: int = 20
-    handoff_q: float = 1e-4
+    handoff_q: float = 1e-2
     lm_max_iters: int = 100
     mu_init: float = 1e-3
     mu_up: float = 4.0
     mu_down: float = 0.3
     mu_max: float = 1e8
     polish_factor: float = 1e-4
+    merge_tol: float = 1e-3
+    merge_every: int = 10
     dense_max_dim: int = 512
     cg_iters: int = 50
 
@@ -71,8 +73,11 @@ def q_of(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return 0.5 * (r * r).sum(dim=1)
 
 
-def adam_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig) -> tuple[torch.Tensor, int]:
-    """Phase 1 on all points; returns the points and the number of iterations run."""
+def adam_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig
+               ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Phase 1 on all points; returns the points, a mask of those merged into a neighbour of lower q
+    (every ``merge_every`` iterations, points within ``merge_tol`` of one with lower q stop: they are
+    heading for the same place) and the number of iterations run."""
     x = x.detach().clone()
     n = x.shape[0]
     m, v = torch.zeros_like(x), torch.zeros_like(x)
@@ -104,10 +109,14 @@ def adam_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfi
         m[active], v[active] = ma, va
         step = (ma / (1 - beta1**iteration)) / ((va / (1 - beta2**iteration)).sqrt() + cfg.adam_eps)
         x[active] = torch.where(done[:, None], x[active], x[active] - lr[active, None] * step)
+        if cfg.merge_tol > 0 and iteration % cfg.merge_every == 0:
+            dup = _merged(x, q_prev, active, cfg.merge_tol) & ~done
+            q_prev[active[dup]] = float("inf")
+            done |= dup
         active = active[~done]
         if active.numel() == 0:
             break
-    return x, iteration
+    return x, torch.isinf(q_prev), iteration
 
 
 def _cg_normal_equations(dyn: Dynamics, x, u, r, damping, n_iters: int) -> torch.Tensor:
@@ -138,42 +147,48 @@ def _cg_normal_equations(dyn: Dynamics, x, u, r, damping, n_iters: int) -> torch
     return delta
 
 
-def lm_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Phase 2: damped Newton on every point; returns the points, their q and the iterations run."""
+def lm_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig,
+             jacobian_dyn: Dynamics | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Phase 2: damped Newton on every point; returns the points, their q and the iterations run.
+
+    Residuals and q are evaluated with ``dyn`` (float64 for the polish); the Jacobians and the linear
+    algebra may use the cheaper ``jacobian_dyn`` (the model's own float32): an inexact Jacobian still
+    converges, linearly at a rate ≈ cond(J_r)·ε₃₂, which is far faster than Adam. Points that come within
+    ``merge_tol`` of a point of lower q are merged into it (their q is set to +inf and they stop).
+    """
     x = x.detach().clone()
+    jdyn = jacobian_dyn if jacobian_dyn is not None else dyn
+    lin_dtype = jdyn.dtype or x.dtype
     n, d = x.shape
     dense = d <= cfg.dense_max_dim
     with torch.no_grad():
         q = q_of(dyn, x, u)
     mu = torch.full((n,), cfg.mu_init, dtype=x.dtype, device=x.device)
     active = torch.arange(n, device=x.device)[torch.isfinite(q) & (q > cfg.tol_q * cfg.polish_factor)]
-    jac_r = torch.empty(0)
     stale = torch.ones(n, dtype=torch.bool, device=x.device)  # Jacobian must be (re)computed
-    if dense:
-        jac_r = torch.empty(n, d, d, dtype=x.dtype, device=x.device)
+    jac_r = torch.empty(n, d, d, dtype=lin_dtype, device=x.device) if dense else None
+    eye = torch.eye(d, dtype=lin_dtype, device=x.device)
     iteration = 0
     for iteration in range(1, cfg.lm_max_iters + 1):
         if active.numel() == 0:
             break
         xa, ua = x[active], u[active]
+        with torch.no_grad():
+            r = dyn.residual(xa, ua)
         if dense:
             need = active[stale[active]]
             if need.numel():
-                _, jac, _ = jacobians(dyn, x[need], u[need])
-                jac_r[need] = residual_jacobian(dyn, jac)
+                _, jac, _ = jacobians(jdyn, x[need].to(lin_dtype), u[need].to(lin_dtype))
+                jac_r[need] = residual_jacobian(jdyn, jac)
                 stale[need] = False
-            with torch.no_grad():
-                r = dyn.residual(xa, ua)
             ja = jac_r[active]
-            jtj = ja.transpose(1, 2) @ ja
-            scale = torch.diagonal(jtj, dim1=1, dim2=2).amax(dim=1).clamp_min(torch.finfo(x.dtype).eps)
-            damping = mu[active] * scale
-            system = jtj + damping[:, None, None] * torch.eye(d, dtype=x.dtype, device=x.device)
-            rhs = -(ja.transpose(1, 2) @ r[:, :, None])
-            delta = torch.linalg.solve(system, rhs)[:, :, 0]
+            jt = ja.transpose(1, 2)
+            jtj = jt @ ja
+            scale = torch.diagonal(jtj, dim1=1, dim2=2).amax(dim=1).clamp_min(torch.finfo(lin_dtype).eps)
+            damping = mu[active].to(lin_dtype) * scale
+            rhs = -(jt @ r.to(lin_dtype)[:, :, None])
+            delta = torch.linalg.solve(jtj + damping[:, None, None] * eye, rhs)[:, :, 0].to(x.dtype)
         else:
-            with torch.no_grad():
-                r = dyn.residual(xa, ua)
             probe = torch.randn_like(xa)
             _, jp = torch.func.jvp(lambda z: dyn.residual(z, ua), (xa,), (probe,))  # noqa: B023
             scale = ((jp * jp).sum(dim=1) / (probe * probe).sum(dim=1)).clamp_min(torch.finfo(x.dtype).eps)
@@ -184,18 +199,33 @@ def lm_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig)
         better = torch.isfinite(q_trial) & (q_trial < q[active])
         x[active] = torch.where(better[:, None], trial, xa)
         q[active] = torch.where(better, q_trial, q[active])
-        mu[active] = torch.where(better, mu[active] * cfg.mu_down, mu[active] * cfg.mu_up)
+        mu[active] = torch.where(better, mu[active] * cfg.mu_down, mu[active] * cfg.mu_up).clamp_min(1e-15)
         stale[active] = better
         done = (q[active] <= cfg.tol_q * cfg.polish_factor) | (mu[active] > cfg.mu_max)
+        if cfg.merge_tol > 0:
+            done |= _merged(x, q, active, cfg.merge_tol)
+            q[active[done & (q[active] > cfg.tol_q * cfg.polish_factor) & (mu[active] <= cfg.mu_max)]] = float("inf")
         active = active[~done]
     return x, q, iteration
 
 
-def minimize(fast: Dynamics, precise: Dynamics, x0: torch.Tensor, u: torch.Tensor, cfg: SolverConfig) -> dict:
+def _merged(x: torch.Tensor, q: torch.Tensor, active: torch.Tensor, tol: float) -> torch.Tensor:
+    """For each active point: does a point of lower q (any, not yet merged) lie within ``tol``?"""
+    alive = torch.isfinite(q).nonzero()[:, 0]
+    near = torch.cdist(x[active], x[alive], compute_mode="donot_use_mm_for_euclid_dist") <= tol
+    lower = q[alive][None, :] < q[active][:, None]
+    return (near & lower).any(dim=1)
+
+
+def minimize(fast: Dynamics, precise: Dynamics, x0: torch.Tensor, u: torch.Tensor, cfg: SolverConfig,
+             jacobian_dyn: Dynamics | None = None) -> dict:
     """Both phases: Adam in the model's dtype, then the polish in the precise dtype. Returns a dict with
     ``x``, ``q`` (precise dtype) and the iterations of each phase."""
     cfg.check()
-    x, adam_iters = adam_phase(fast, x0.to(fast.dtype or x0.dtype), u.to(fast.dtype or u.dtype), cfg)
+    x, merged, adam_iters = adam_phase(fast, x0.to(fast.dtype or x0.dtype), u.to(fast.dtype or u.dtype), cfg)
     dtype = precise.dtype or x.dtype
-    x, q, lm_iters = lm_phase(precise, x.to(dtype), u.to(dtype), cfg)
-    return {"x": x, "q": q, "adam_iters": adam_iters, "lm_iters": lm_iters}
+    x, u = x.to(dtype), u.to(dtype)
+    q = torch.full((x.shape[0],), float("inf"), dtype=dtype, device=x.device)
+    kept = (~merged).nonzero()[:, 0]
+    x[kept], q[kept], lm_iters = lm_phase(precise, x[kept], u[kept], cfg, jacobian_dyn=jacobian_dyn)
+    return {"x": x, "q": q, "adam_iters": adam_iters, "lm_iters": lm_iters, "n_polished": int(kept.numel())}
