@@ -73,8 +73,8 @@ def reference_finder(step, x0, u0, lr: float, tol_q=1e-12, tol_dq=1e-20, max_ite
     schedule = AdaptiveLearningRate(lr)
     norms: list[float] = []
     q_prev = None
-    iteration = 0
-    for iteration in range(1, max_iters + 1):
+    iterations = 0
+    for iterations in range(1, max_iters + 1):  # noqa: B007 (the count is returned)
         opt.zero_grad()
         q = 0.5 * ((step(x, u0) - x) ** 2).sum(dim=1)
         loss = q.mean()
@@ -96,7 +96,7 @@ def reference_finder(step, x0, u0, lr: float, tol_q=1e-12, tol_dq=1e-20, max_ite
         q_prev = q_now
     with torch.no_grad():
         q = 0.5 * ((step(x, u0) - x) ** 2).sum(dim=1)
-    return x.detach(), q, iteration
+    return x.detach(), q, iterations
 
 
 def reference_points(rnn, x, q, u, tol_q=1e-12, tol_unique=1e-3):

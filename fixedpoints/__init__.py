@@ -11,14 +11,14 @@ from .continuation import Continuation, continuation
 from .dedup import outlier_mask, unique_lowest_q
 from .find import check_map, find, find_slow_points, sample_starts, state_trajectories, summarize
 from .linear import count_unstable, eigen, jacobians
-from .result import PCA, FixedPoints
 from .plots import plot_eigenvalues, plot_fixed_points
+from .result import PCA, FixedPoints
 from .solver import SolverConfig
 from .topology import Topology, topology
 
 __all__ = [
     "PCA", "Continuation", "Dynamics", "FixedPoints", "SolverConfig", "Topology", "check_map", "continuation",
-    "count_unstable", "dynamics_of", "eigen", "find", "find_slow_points", "jacobians", "outlier_mask", "plot_eigenvalues",
-    "plot_fixed_points", "sample_starts", "state_trajectories", "summarize", "surrogate_for", "topology",
-    "unique_lowest_q",
+    "count_unstable", "dynamics_of", "eigen", "find", "find_slow_points", "jacobians", "outlier_mask",
+    "plot_eigenvalues", "plot_fixed_points", "sample_starts", "state_trajectories", "summarize", "surrogate_for",
+    "topology", "unique_lowest_q",
 ]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -118,7 +118,8 @@ def _build(model, owner, continuous: bool | None) -> Dynamics:
         lay = stock.layout(owner)
         if continuous:
             raise TypeError(f"{type(owner).__name__} is a discrete-time map; continuous=True does not apply")
-        return Dynamics(lambda x, u: stock.stock_step(owner, lay, x, u), False, lay.n_state, lay.n_inputs, dtype, device,
+        step = lambda x, u: stock.stock_step(owner, lay, x, u)  # noqa: E731
+        return Dynamics(step, False, lay.n_state, lay.n_inputs, dtype, device,
                         description=f"stock {type(owner).__name__} ({lay.kind})", layout_text=lay.describe())
     if model is not owner and hasattr(model, "__func__"):  # a bound method: rebind it to the copy
         fn = getattr(owner, model.__name__)

@@ -39,7 +39,8 @@ def _flat_states(states, dyn: Dynamics) -> tuple[torch.Tensor, tuple]:
     flat = states.reshape(-1, states.shape[-1])
     if dyn.n_state is not None and flat.shape[1] != dyn.n_state:
         layout = f" (state layout: {dyn.layout_text})" if dyn.layout_text else ""
-        raise ValueError(f"states have width {flat.shape[1]} but {dyn.description} has {dyn.n_state} state units{layout}")
+        raise ValueError(f"states have width {flat.shape[1]} but {dyn.description} has {dyn.n_state} "
+                         f"state units{layout}")
     bad = ~torch.isfinite(flat)
     if bad.any():
         raise ValueError(f"states contain {int(bad.sum())} NaN or infinite values; give finite states to start from")
@@ -92,11 +93,8 @@ def check_map(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor) -> None:
     (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
     if grad is None:
         raise TypeError(not_diff)
-    if not grad.any():  # zero gradient everywhere: piecewise constant unless the map truly ignores x
-        with torch.no_grad():
-            moved = dyn.fn(x.detach() + 1e-3 * torch.randn_like(x), u)
-        if not torch.equal(moved, out.detach()):
-            raise TypeError(not_diff)
+    if not grad.any() and x.shape[0] > 1 and not (out.detach() == out.detach()[:1]).all():
+        raise TypeError(not_diff)  # zero derivative everywhere yet not constant: piecewise constant
 
 
 def sample_starts(states: torch.Tensor, inputs: torch.Tensor, n_starts: int | None, noise: float,
@@ -167,7 +165,7 @@ def find(
         u_flat = _flat_inputs(inputs, lead, flat.shape[0], fast, flat)
         generator = torch.Generator().manual_seed(seed)
         x0, u0 = sample_starts(flat, u_flat, n_starts, noise, generator)
-        check_map(fast, x0[:2], u0[:2])
+        check_map(fast, x0[:64], u0[:64])
         solved = minimize(fast, precise, x0, u0, solver)
         x, q = solved["x"], solved["q"]
         u = u0.to(x.dtype)
@@ -176,8 +174,9 @@ def find(
         keep &= q <= (tol_q if slow_q_max is None else max(tol_q, slow_q_max))
         candidates = keep.nonzero()[:, 0]
         unique = candidates[unique_lowest_q(x[candidates], q[candidates], tol_unique)]
-        info = {"n_starts": int(x0.shape[0]), "n_converged": int((q <= tol_q).sum()), "adam_iters": solved["adam_iters"],
-                "lm_iters": solved["lm_iters"], "n_polished": solved["n_polished"], "model": precise.description, "seconds_solve": time.perf_counter() - started}
+        info = {"n_starts": int(x0.shape[0]), "n_converged": int((q <= tol_q).sum()),
+                "adam_iters": solved["adam_iters"], "lm_iters": solved["lm_iters"], "n_polished": solved["n_polished"],
+                "model": precise.description, "seconds_solve": time.perf_counter() - started}
         fps = linearise(precise, x[unique], u[unique], q[unique], tol_q, info)
     fps.info["seconds"] = time.perf_counter() - started
     return fps
@@ -196,7 +195,7 @@ def find_slow_points(model, states, inputs=None, *, q_max: float = 1e-6, n_start
         flat = flat.to(device=fast.device or flat.device, dtype=fast.dtype or flat.dtype)
         u_flat = _flat_inputs(inputs, lead, flat.shape[0], fast, flat)
         x0, u0 = sample_starts(flat, u_flat, n_starts, noise, torch.Generator().manual_seed(seed))
-        check_map(fast, x0[:2], u0[:2])
+        check_map(fast, x0[:64], u0[:64])
         x, _, iters = adam_phase(fast, x0, u0, solver)
         dtype = precise.dtype or x.dtype
         x, u = x.to(dtype), u0.to(dtype)

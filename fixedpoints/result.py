@@ -83,7 +83,8 @@ class FixedPoints:
     def __repr__(self) -> str:
         kind = "continuous" if self.continuous else "discrete"
         max_q = float(self.q.max()) if len(self) else 0.0
-        return f"FixedPoints({len(self)} points, D={self.n_state}, {kind}, by index {self.by_index()}, max q {max_q:.2e})"
+        return (f"FixedPoints({len(self)} points, D={self.n_state}, {kind}, by index {self.by_index()}, "
+                f"max q {max_q:.2e})")
 
     # --- files -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, group: str = "/") -> None:
@@ -111,7 +112,8 @@ class FixedPoints:
         with h5py.File(path, "r") as f:
             g = f[group]
             data = {name: torch.from_numpy(np.asarray(g[name])) for name in POINT_FIELDS}
-            info = {k[5:]: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items() if k.startswith("info_")}
+            info = {k[5:]: (v.item() if hasattr(v, "item") else v)
+                    for k, v in g.attrs.items() if k.startswith("info_")}
             return cls(**data, continuous=bool(g.attrs["continuous"]), tol_q=float(g.attrs["tol_q"]), info=info)
 
     # --- projection ------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def adam_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfi
         # which points are done: near enough for the polish, stalled, or no longer finite
         done = (qa < cfg.handoff_q) | ((q_prev[active] - qa).abs() < cfg.tol_dq) | ~torch.isfinite(qa)
         rising = qa > q_prev[active]
-        lr[active] = torch.where(rising, lr[active] * cfg.lr_shrink, (lr[active] * cfg.lr_grow).clamp_max(cfg.adam_lr_max))
+        grown = (lr[active] * cfg.lr_grow).clamp_max(cfg.adam_lr_max)
+        lr[active] = torch.where(rising, lr[active] * cfg.lr_shrink, grown)
         q_prev[active] = qa
         # per-point clipping at the 95th percentile of the point's recent gradient norms
         gnorm = grad.norm(dim=1)
@@ -169,7 +170,7 @@ def lm_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig,
     jac_r = torch.empty(n, d, d, dtype=lin_dtype, device=x.device) if dense else None
     eye = torch.eye(d, dtype=lin_dtype, device=x.device)
     iteration = 0
-    for iteration in range(1, cfg.lm_max_iters + 1):
+    for iteration in range(1, cfg.lm_max_iters + 1):  # noqa: B007 (the count is returned)
         if active.numel() == 0:
             break
         xa, ua = x[active], u[active]

@@ -44,8 +44,8 @@ class StockLayout:
 
     def describe(self) -> str:
         if self.kind == "lstm":
-            return (f"{self.n_layers} layer(s) of h ({self.h_size}) then {self.n_layers} layer(s) of c ({self.c_size}), "
-                    "i.e. torch.cat([h_n, c_n]) flattened per sample")
+            return (f"{self.n_layers} layer(s) of h ({self.h_size}) then {self.n_layers} layer(s) of c "
+                    f"({self.c_size}), i.e. torch.cat([h_n, c_n]) flattened per sample")
         return f"{self.n_layers} layer(s) of h ({self.h_size}), i.e. h_n flattened per sample"
 
 

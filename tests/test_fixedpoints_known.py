@@ -120,7 +120,8 @@ def test_container_indexing_concat_save_load_summary_pca(tmp_path):
     back = fixedpoints.FixedPoints.load(path)
     assert torch.equal(back.xstar, fps.xstar) and torch.equal(back.eigvals, fps.eigvals) and back.continuous
     assert not (tmp_path / "fps.h5.tmp").exists()
-    assert fixedpoints.summarize(fps) == {"n": 3, "by_index": {"0": 2, "1": 1}, "max_q": pytest.approx(float(fps.q.max()))}
+    summary = fixedpoints.summarize(fps)
+    assert summary == {"n": 3, "by_index": {"0": 2, "1": 1}, "max_q": pytest.approx(float(fps.q.max()))}
     z = fps.project(n_components=2)
     assert z.shape == (3, 2)
 
