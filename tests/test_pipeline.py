@@ -142,7 +142,7 @@ def test_a_different_config_in_the_same_folder_is_refused(tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml", TINY)
     assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 0
     assert main([str(cfg), "--out", str(tmp_path / "runs"), "--seed", "5"]) == 2
-    assert "holds a run of a different config (seed: 0 -> 5)" in capsys.readouterr().err
+    assert "holds a rate stage run with another config (seed: 0 -> 5)" in capsys.readouterr().err
 
 
 def test_every_shipped_config_validates_and_runs_one_tiny_step(root, tmp_path, capsys):
@@ -170,3 +170,35 @@ def test_config_errors_name_the_file_problem(tmp_path):
     bad.write_text("rate: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML at line 1"):
         load_config(bad)
+
+
+def test_all_stages_fill_the_summary_as_documented(tmp_path):
+    from transfer.config import RunConfig, from_dict
+    from transfer.pipeline import run_pipeline
+
+    data = {
+        **TINY,
+        "stages": ["rate", "transfer", "lsnn", "fixedpoints"],
+        "transfer": {"scales": [20.0, 40.0], "n_trials": 4, "eval_trials": 4},
+        "lsnn": {"model": {"n_lif": 6, "n_alif": 6},
+                 "train": {"n_steps": 3, "batch_size": 4, "eval_every": 3, "eval_batch_size": 4}, "eval_trials": 4},
+        "fixedpoints": {"n_starts": 32},
+    }
+    summary = run_pipeline(from_dict(RunConfig, data), tmp_path, log=lambda s: None)
+    assert set(summary["models"]) == {"rate", "lif", "lsnn"}
+    assert summary["transfer"]["scale"] in (20.0, 40.0) and len(summary["transfer"]["scan"]) == 2
+    assert 0 < summary["models"]["lsnn"]["mean_rate_hz"] < 200
+    for name in ("rate", "lif", "lsnn"):
+        fp = summary["fixed_points"][name]
+        assert fp["n"] == sum(fp["by_index"].values()) and fp["max_q"] <= 1e-12
+    assert set(summary["timings_s"]) == {"rate", "transfer", "lsnn", "fixedpoints"}
+    run = tmp_path / "tiny"
+    import h5py
+
+    with h5py.File(run / "results.h5") as f:
+        assert {"rate", "lif", "lsnn"} <= set(f)
+        assert f["rate/fixed_points/xstar"].shape[1] == 16 and f["lif/spikes"].shape[1] == 3
+    for fig in ("transfer_scan", "lif_raster", "lsnn_raster", "fixed_points_rate", "fixed_points_lsnn"):
+        assert (run / "figures" / f"{fig}.png").exists(), fig
+    report = (run / "report.md").read_text()
+    assert "## Rate → LIF transfer" in report and "## Fixed points" in report

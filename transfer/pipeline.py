@@ -65,16 +65,19 @@ class Stage:
     run: Callable[[RunContext], None]
     done: Callable[[RunContext], bool]
     checkpoints: tuple[str, ...] = field(default_factory=tuple)
+    sections: tuple[str, ...] = field(default_factory=tuple)
 
 
 STAGES: dict[str, Stage] = {}
 
 
-def stage(name: str, done: Callable[[RunContext], bool], checkpoints: tuple[str, ...] = ()):
-    """Register a stage; stages run in the order they are registered."""
+def stage(name: str, done: Callable[[RunContext], bool], checkpoints: tuple[str, ...] = (),
+          sections: tuple[str, ...] = ()):
+    """Register a stage; stages run in the order they are registered. ``sections``: the config sections
+    whose settings its results depend on (besides name, seed and task)."""
 
     def wrap(fn):
-        STAGES[name] = Stage(name, fn, done, checkpoints)
+        STAGES[name] = Stage(name, fn, done, checkpoints, sections)
         return fn
 
     return wrap
@@ -105,23 +108,25 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _check_same_run(out: Path, cfg: RunConfig) -> None:
-    """Refuse to mix results of two different configs in one folder."""
-    path = out / "config.yaml"
+def _check_same_run(ctx: RunContext) -> None:
+    """Refuse to mix results of two configs: a changed setting that a finished stage used is an error
+    (a changed setting of a stage still to run is fine)."""
+    path = ctx.out / "config.yaml"
     if not path.exists():
         return
     try:
         old = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError:
         raise RunError(f"{path} is corrupt; use --force to start the run over") from None
-    new = to_dict(cfg)
-    for volatile in ("stages", "device"):
-        old.pop(volatile, None)
-        new.pop(volatile, None)
-    diff = _differences(old, new)
-    if diff:
-        hint = "use --force to start over or --out for another folder"
-        raise RunError(f"{out} holds a run of a different config ({diff[0]}); {hint}")
+    new = to_dict(ctx.cfg)
+    for name, st in STAGES.items():
+        if not st.done(ctx):
+            continue
+        keys = ("name", "seed", "task", *st.sections)
+        diff = _differences({k: old[k] for k in keys if k in old}, {k: new.get(k) for k in keys if k in old})
+        if diff:
+            hint = "use --force to recompute or --out for another folder"
+            raise RunError(f"{ctx.out} holds a {name} stage run with another config ({diff[0]}); {hint}")
 
 
 def run_pipeline(cfg: RunConfig, out_root: Path = Path("runs"), force: bool = False, log=print) -> dict:
@@ -133,8 +138,6 @@ def run_pipeline(cfg: RunConfig, out_root: Path = Path("runs"), force: bool = Fa
         for name in cfg.stages:
             for ckpt in STAGES[name].checkpoints:
                 (out / "checkpoints" / f"{ckpt}.pt").unlink(missing_ok=True)
-    else:
-        _check_same_run(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     task = cfg.make_task()
@@ -145,10 +148,12 @@ def run_pipeline(cfg: RunConfig, out_root: Path = Path("runs"), force: bool = Fa
         raise RunError(str(e)) from None
     summary.setdefault("models", {})
     summary.setdefault("timings_s", {})
+    ctx = RunContext(cfg, out, task, device, summary, force, log)
+    if not force:
+        _check_same_run(ctx)
     summary["task"] = {"name": task.name, "dt_ms": task.dt_ms, "n_steps": task.n_steps, **cfg.task.params}
     summary["versions"] = versions()
     atomic_write_text(out / "config.yaml", dump_config(cfg))
-    ctx = RunContext(cfg, out, task, device, summary, force, log)
     log(f"run {cfg.name}: task {task.name}, device {device}, writing {out}")
     for name in STAGES:
         if name not in cfg.stages:

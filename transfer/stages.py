@@ -3,10 +3,13 @@ directory (``summary.json``, ``results.h5``, ``figures/``, ``checkpoints/``)."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import torch
 
+from fixedpoints import find, state_trajectories, summarize
+from fixedpoints.plots import plot_eigenvalues, plot_fixed_points
 from ratenets import RateRNN, save_checkpoint, train
-from ratenets.plots import plot_training, plot_trials
+from ratenets.plots import plot_training, plot_trials, save_figure
 from spiking import LSNN, mean_rate_hz, plot_output_vs_target, unit_rates_hz
 from spiking import plot_raster as plot_lsnn_raster
 from spiking import plot_rate_histogram as plot_lsnn_rates
@@ -60,7 +63,7 @@ def save_model_results(ctx: RunContext, name: str, batch: TaskBatch, rollout, ex
     write_h5_group(ctx.h5, name, arrays, attrs)
 
 
-@stage("rate", done=model_done("rate"), checkpoints=("rate",))
+@stage("rate", done=model_done("rate"), checkpoints=("rate",), sections=("rate",))
 def rate_stage(ctx: RunContext) -> None:
     """Train the Kim-style rate network, score it on held-out trials, save trajectories and figures."""
     sec = ctx.cfg.rate
@@ -89,7 +92,8 @@ def rate_stage(ctx: RunContext) -> None:
     ctx.log(f"rate: {result.step} updates, score {score:.4f} on {sec.eval_trials} held-out trials")
 
 
-@stage("transfer", done=lambda ctx: "lif" in ctx.summary["models"] and "transfer" in ctx.summary)
+@stage("transfer", done=lambda ctx: "lif" in ctx.summary["models"] and "transfer" in ctx.summary,
+       sections=("rate", "transfer"))
 def transfer_stage(ctx: RunContext) -> None:
     """Kim et al.'s transfer: search the scaling factor on the grid, then score the chosen factor on
     fresh held-out trials; save a raster, the scan and the firing-rate histogram."""
@@ -131,7 +135,7 @@ def transfer_stage(ctx: RunContext) -> None:
             f"LIF score {held.best_score:.4f} on {sec.eval_trials} held-out trials")
 
 
-@stage("lsnn", done=model_done("lsnn"), checkpoints=("lsnn",))
+@stage("lsnn", done=model_done("lsnn"), checkpoints=("lsnn",), sections=("lsnn",))
 def lsnn_stage(ctx: RunContext) -> None:
     """Train an LSNN (LIF + ALIF units, Bellec et al. 2018) on the task with surrogate gradients."""
     sec = ctx.cfg.lsnn
@@ -157,3 +161,107 @@ def lsnn_stage(ctx: RunContext) -> None:
                     target_hz=model.cfg.target_rate_hz)
     ctx.log(f"lsnn: {result.step} updates, score {score:.4f} on {sec.eval_trials} held-out trials, "
             f"mean rate {ctx.summary['models']['lsnn']['mean_rate_hz']:.1f} Hz")
+
+
+def _fixed_points_figure(fps, trajectories, path, title: str) -> None:
+    fig = plt.figure(figsize=(10, 4.5))
+    ax1 = fig.add_subplot(1, 2, 1, projection="3d" if fps.n_state >= 3 else None)
+    plot_fixed_points(fps, trajectories, n_components=3 if fps.n_state >= 3 else 2, ax=ax1)
+    ax1.set_title(f"{title}: {len(fps)} points, by index {fps.by_index()}", fontsize=9)
+    ax2 = fig.add_subplot(1, 2, 2)
+    plot_eigenvalues(fps, ax=ax2)
+    ax2.set_title("eigenvalues (black: stable points)", fontsize=9)
+    save_figure(fig, path)
+
+
+def settled_memory_steps(batch: TaskBatch, hold_steps: int = 20) -> torch.Tensor:
+    """``[B,T]`` true where every output's target has been the same non-zero value for ``hold_steps``."""
+    z = batch.targets
+    same = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
+    for lag in range(1, hold_steps + 1):
+        same[:, lag:] &= (z[:, lag:] == z[:, :-lag]).all(dim=-1)
+    same[:, :hold_steps] = False
+    return same & (z != 0).all(dim=-1) & (batch.mask > 0).all(dim=-1)
+
+
+@torch.no_grad()
+def lif_memory_check(ctx: RunContext, rate_net, fps, n_trials: int = 16) -> dict:
+    """Do the LIF network's states during held memories sit at the surrogate's stable points?
+
+    The LIF readout is ``(w_out/λ)·r_LIF`` where the rate network's is ``w_out·φ(x)``, so a LIF state maps
+    to the rate space as ``r_LIF/λ`` (``r_LIF`` in spikes per ms). At every settled memory step we find
+    the nearest stable point ``φ(x*)`` and ask whether its readout signs equal the held target (the
+    corresponding memory), and how far away it is relative to the typical distance between stable points.
+    """
+    stable = fps[fps.stable]
+    if len(stable) < 2:
+        return {"n_stable": len(stable)}
+    lif = rate_to_lif(rate_net, ctx.summary["transfer"]["scale"], ctx.cfg.transfer.lif,
+                      keep_readout_bias=ctx.cfg.transfer.keep_readout_bias)
+    batch = ctx.task.held_out().sample(n_trials, ctx.eval_generator()).to(ctx.device)
+    gen = torch.Generator(device=ctx.device).manual_seed(ctx.cfg.seed + 30_000)
+    rollout = lif(batch.inputs, generator=gen)
+    lif_rates = rollout.states / (1000.0 * lif.scale_factor)  # Hz -> spikes/ms, then undo λ
+    points = rate_net.rates(stable.xstar.to(lif_rates))  # [K,N]
+    settled = settled_memory_steps(batch)
+    if not settled.any():
+        return {"n_stable": len(stable), "n_settled_steps": 0}
+    states = lif_rates[settled]  # [M,N]
+    dist = torch.cdist(states, points)  # [M,K]
+    nearest = dist.argmin(dim=1)
+    point_signs = torch.sign(rate_net.readout(points))  # [K,O]
+    held = torch.sign(batch.targets[settled])  # [M,O]
+    correct = (point_signs[nearest] == held).all(dim=1).float().mean()
+    spacing = torch.cdist(points, points)
+    spacing = spacing[~torch.eye(len(points), dtype=torch.bool, device=spacing.device)].median()
+    return {
+        "n_stable": len(stable),
+        "n_settled_steps": int(settled.sum()),
+        "fraction_at_corresponding_point": float(correct),
+        "median_distance_over_point_spacing": float(dist.min(dim=1).values.median() / spacing),
+    }
+
+
+def _analysed_model(ctx: RunContext, name: str):
+    """The smooth model whose fixed points stand for ``name``: LIF networks through their rate network."""
+    if name == "lif":
+        return ctx.load_model("rate"), "rate network the LIF weights came from (Kim et al. transfer)"
+    model = ctx.load_model(name)
+    if hasattr(model, "smooth_surrogate"):
+        return model.smooth_surrogate(), "smooth surrogate (spikes replaced by their expected value)"
+    return model, "the model itself"
+
+
+def _fixed_points_done(ctx: RunContext) -> bool:
+    return set(ctx.summary.get("fixed_points", {})) >= set(ctx.summary["models"])
+
+
+@stage("fixedpoints", done=_fixed_points_done, sections=("rate", "transfer", "lsnn", "fixedpoints"))
+def fixedpoints_stage(ctx: RunContext) -> None:
+    """Fixed points at zero input of every model of the run, their linearisation, summary and figures."""
+    sec = ctx.cfg.fixedpoints
+    results = ctx.summary.setdefault("fixed_points", {})
+    found = {}
+    for name in ctx.summary["models"]:
+        model, how = _analysed_model(ctx, name)
+        batch = ctx.task.held_out().sample(N_SAVED_TRIALS, ctx.eval_generator()).to(ctx.device)
+        if name == "lif" and "rate" in found:
+            fps, trajectories = found["rate"]  # the same smooth map: not solved twice
+        else:
+            trajectories = state_trajectories(model, batch.inputs)
+            fps = find(model, trajectories, None, n_starts=sec.n_starts, noise=sec.noise, tol_q=sec.tol_q,
+                       tol_unique=sec.tol_unique, seed=ctx.cfg.seed)
+        found[name] = (fps, trajectories)
+        entry = {**summarize(fps), "analysed": how, "continuous": fps.continuous,
+                 "seconds": round(float(fps.info.get("seconds", 0.0)), 2)}
+        if name == "lif" and "transfer" in ctx.summary:
+            entry["memory_check"] = lif_memory_check(ctx, model, fps)
+        results[name] = entry
+        write_h5_group(ctx.h5, f"{name}/fixed_points", {
+            "xstar": fps.xstar, "q": fps.q, "eigvals": fps.eigvals, "n_unstable": fps.n_unstable,
+            "stable": fps.stable, "jacobians": fps.jacobians,
+        }, {"": {"continuous": fps.continuous, "tol_q": fps.tol_q, "analysed": how,
+                 "shapes": "xstar [K,D], eigvals [K,D] complex, jacobians [K,D,D]"}})
+        _fixed_points_figure(fps, trajectories.cpu(), ctx.figure(f"fixed_points_{name}"), name)
+        ctx.log(f"fixedpoints: {name}: {len(fps)} points, by index {fps.by_index()}, "
+                f"max q {entry['max_q']:.1e} ({how})")
