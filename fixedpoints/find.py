@@ -176,6 +176,7 @@ def find(
         unique = candidates[unique_lowest_q(x[candidates], q[candidates], tol_unique)]
         info = {"n_starts": int(x0.shape[0]), "n_converged": int((q <= tol_q).sum()),
                 "adam_iters": solved["adam_iters"], "lm_iters": solved["lm_iters"], "n_polished": solved["n_polished"],
+                "seconds_adam": solved["seconds_adam"], "seconds_polish": solved["seconds_polish"],
                 "model": precise.description, "seconds_solve": time.perf_counter() - started}
         fps = linearise(precise, x[unique], u[unique], q[unique], tol_q, info)
     fps.info["seconds"] = time.perf_counter() - started

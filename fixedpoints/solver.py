@@ -21,6 +21,7 @@ its damping exceeds ``mu_max`` (a minimum of q that is not a root: a slow point)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -35,8 +36,8 @@ class SolverConfig:
 
     tol_q: float = 1e-12
     tol_dq: float = 1e-20
-    adam_lr: float = 0.1
-    adam_lr_max: float = 1.0
+    adam_lr: float = 1.0
+    adam_lr_max: float = 100.0
     adam_eps: float = 0.01
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_max_iters: int = 5000
@@ -53,6 +54,9 @@ class SolverConfig:
     polish_factor: float = 1e-4
     merge_tol: float = 1e-3
     merge_every: int = 10
+    merge_step_factor: float = 2.0
+    merge_tol_max: float = 0.05
+    fast_jacobians: bool = True
     dense_max_dim: int = 512
     cg_iters: int = 50
 
@@ -91,7 +95,10 @@ def adam_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfi
         xa = x[active].requires_grad_(True)
         with torch.enable_grad():
             qa = q_of(dyn, xa, u[active])
-            (grad,) = torch.autograd.grad(qa.sum(), xa)
+            # gradient of the mean q over all points, as in FixedPointFinder's joint loss: with ε = 0.01
+            # Adam then takes gentle, gradient-proportional steps (a gradient flow on q that stops at
+            # saddles too) instead of unit-size sign steps that fling points into saturated regions
+            (grad,) = torch.autograd.grad(qa.sum() / n, xa)
         qa = qa.detach()
         # which points are done: near enough for the polish, stalled, or no longer finite
         done = (qa < cfg.handoff_q) | ((q_prev[active] - qa).abs() < cfg.tol_dq) | ~torch.isfinite(qa)
@@ -204,15 +211,20 @@ def lm_phase(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, cfg: SolverConfig,
         stale[active] = better
         done = (q[active] <= cfg.tol_q * cfg.polish_factor) | (mu[active] > cfg.mu_max)
         if cfg.merge_tol > 0:
-            done |= _merged(x, q, active, cfg.merge_tol)
+            # a Newton step's length estimates the distance to the root: points closer than that to a
+            # point of lower q are heading for the same root (radius capped at merge_tol_max)
+            radius = (cfg.merge_step_factor * delta.norm(dim=1)).clamp(cfg.merge_tol, cfg.merge_tol_max)
+            done |= _merged(x, q, active, radius)
             q[active[done & (q[active] > cfg.tol_q * cfg.polish_factor) & (mu[active] <= cfg.mu_max)]] = float("inf")
         active = active[~done]
     return x, q, iteration
 
 
-def _merged(x: torch.Tensor, q: torch.Tensor, active: torch.Tensor, tol: float) -> torch.Tensor:
-    """For each active point: does a point of lower q (any, not yet merged) lie within ``tol``?"""
+def _merged(x: torch.Tensor, q: torch.Tensor, active: torch.Tensor, tol) -> torch.Tensor:
+    """For each active point: does a point of lower q (any, not yet merged) lie within ``tol`` (a number or
+    one radius per active point)?"""
     alive = torch.isfinite(q).nonzero()[:, 0]
+    tol = torch.as_tensor(tol, dtype=x.dtype, device=x.device).reshape(-1, 1)
     near = torch.cdist(x[active], x[alive], compute_mode="donot_use_mm_for_euclid_dist") <= tol
     lower = q[alive][None, :] < q[active][:, None]
     return (near & lower).any(dim=1)
@@ -223,10 +235,15 @@ def minimize(fast: Dynamics, precise: Dynamics, x0: torch.Tensor, u: torch.Tenso
     """Both phases: Adam in the model's dtype, then the polish in the precise dtype. Returns a dict with
     ``x``, ``q`` (precise dtype) and the iterations of each phase."""
     cfg.check()
+    started = time.perf_counter()
     x, merged, adam_iters = adam_phase(fast, x0.to(fast.dtype or x0.dtype), u.to(fast.dtype or u.dtype), cfg)
     dtype = precise.dtype or x.dtype
     x, u = x.to(dtype), u.to(dtype)
     q = torch.full((x.shape[0],), float("inf"), dtype=dtype, device=x.device)
     kept = (~merged).nonzero()[:, 0]
+    adam_s = time.perf_counter() - started
+    if jacobian_dyn is None and cfg.fast_jacobians:
+        jacobian_dyn = fast
     x[kept], q[kept], lm_iters = lm_phase(precise, x[kept], u[kept], cfg, jacobian_dyn=jacobian_dyn)
-    return {"x": x, "q": q, "adam_iters": adam_iters, "lm_iters": lm_iters, "n_polished": int(kept.numel())}
+    return {"x": x, "q": q, "adam_iters": adam_iters, "lm_iters": lm_iters, "n_polished": int(kept.numel()),
+            "seconds_adam": adam_s, "seconds_polish": time.perf_counter() - started - adam_s}

@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 from make_fixedpoint_nets import load  # noqa: E402
 
 
-@pytest.mark.parametrize("name, n_starts", [("rnn32", 1024), ("gru16", 512)])
-def test_flipflop_has_8_attractors_and_the_saddles(name, n_starts):
+@pytest.mark.parametrize("name, n_starts, noise", [("rnn32", 1024, 1.0), ("gru16", 512, 0.5)])
+def test_flipflop_has_8_attractors_and_the_saddles(name, n_starts, noise):
     rnn, payload = load(name)
-    fps = fixedpoints.find(rnn, payload["states"], n_starts=n_starts, noise=0.5, tol_q=1e-12)
+    fps = fixedpoints.find(rnn, payload["states"], n_starts=n_starts, noise=noise, tol_q=1e-12)
     by_index = fps.by_index()
     assert by_index.get(0, 0) == 8
     assert by_index.get(1, 0) >= 12
