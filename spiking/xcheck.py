@@ -93,10 +93,10 @@ def simulate_brian2(
 
 
 def compare_with_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, seed: int = 0) -> XCheckResult:
-    """Run one trial (``inputs [T,I]``) in both simulators, float64, noise off, the same random ``v0``."""
+    """Run one trial (``inputs [T,I]``) in both simulators, float64, noise off, the same random ``v0``
+    drawn from U[−65, 30] mV (the reference code's range: the first-step volley exercises the synapses)."""
     n_units = lif_net.n_units
-    v0 = torch.rand(n_units, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    v0 = lif_net.params.v_init_low_mv + v0 * (lif_net.params.v_init_high_mv - lif_net.params.v_init_low_mv)
+    v0 = -65.0 + 95.0 * torch.rand(n_units, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     res = simulate(lif_net.w_rec.cpu(), lif_net.w_in.cpu(), lif_net.w_out.cpu(), lif_net.tau_d_ms.cpu(),
                    inputs[None].cpu(), lif_net.params, rate_dt_ms=lif_net.rate_dt_ms, dtype=torch.float64,
                    noise_source=lambda step: 0.0, v0=v0, raster_trials=1)
