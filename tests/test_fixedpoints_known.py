@@ -76,6 +76,18 @@ def test_hand_checked_tanh_map_through_a_step_model():
     assert fps.input_jacobians.shape == (3, 2, 1)
 
 
+def test_matrix_free_gauss_newton_path_matches_the_dense_one():
+    h_star = tanh_fixed_point(2.0)
+    w = torch.diag(torch.tensor([2.0, 0.5], dtype=torch.float64))
+    step = lambda x, u: torch.tanh(x @ w.T)  # noqa: E731
+    matrix_free = fixedpoints.SolverConfig(dense_max_dim=1)  # every state is "large": CG on J_rᵀJ_r products
+    fps = fixedpoints.find(step, grid_states(), n_starts=81, noise=0.05, solver=matrix_free)
+    order = torch.argsort(fps.xstar[:, 0])
+    expected = torch.tensor([[-h_star, 0.0], [0.0, 0.0], [h_star, 0.0]], dtype=torch.float64)
+    assert torch.allclose(fps.xstar[order], expected, atol=1e-6)
+    assert fps.n_unstable[order].tolist() == [0, 1, 0]
+
+
 def test_coupled_tanh_map_callable():
     w = torch.tensor([[1.5, 0.8], [-0.8, 1.5]], dtype=torch.float64)  # rotation-like: origin is a spiral source
     fps = fixedpoints.find(lambda x, u: torch.tanh(x @ w.T), grid_states(-1, 1), n_starts=81, noise=0.0)
