@@ -132,6 +132,8 @@ def _build(model, owner, continuous: bool | None) -> Dynamics:
     if continuous and has_velocity:
         return Dynamics(owner.velocity, True, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
                         description=f"{type(owner).__name__}.velocity (continuous time)")
+    if continuous and has_step:
+        raise TypeError(f"continuous=True needs {type(owner).__name__}.velocity(x, u); it only has step(x, u)")
     if has_step and not continuous:
         return Dynamics(owner.step, False, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
                         description=f"{type(owner).__name__}.step")

@@ -2,19 +2,25 @@
 
 r = F(x, u) - x for a discrete map and r = ẋ in continuous time (Sussillo & Barak 2013, eq. 1).
 
-**Phase 1, Adam** (Golub & Sussillo 2018, FixedPointFinder): Adam on each point's q with ε = 0.01, a
-per-point adaptive learning rate (halved when q rises, grown ×1/0.95 when it falls) and per-point
-gradient clipping at the 95th percentile of that point's recent gradient norms. A point leaves the
-phase once q < ``handoff_q`` (close enough for Newton), when q stops changing (|Δq| < ``tol_dq``), or at
-``adam_max_iters``.
+**Phase 1, Adam** (Golub & Sussillo 2018, FixedPointFinder): Adam with ε = 0.01 on the *mean* q over
+the points, as their joint loss is; with gradients that small, ε dominates and each step is a gentle
+momentum step along −∇q_i (a gradient flow on q, which also settles on saddles) rather than Adam's
+unit-size sign steps, which fling points into saturated regions full of spurious high-index roots. What
+differs from theirs: every point has its own learning rate (start 1.0, halved when its q rises, ×1/0.95
+when it falls, at most ``adam_lr_max``), its own gradient clipping (95th percentile of its recent norms)
+and its own stop: once q < ``handoff_q`` (close enough for Newton), when q stops changing
+(|Δq| < ``tol_dq``), or at ``adam_max_iters``.
 
 **Phase 2, Levenberg–Marquardt** (Nocedal & Wright 2006, §10.3) with the exact Jacobian J_r:
 
     (J_rᵀ J_r + λ I) δ = -J_rᵀ r,   λ = μ · max diag(J_rᵀ J_r)
 
 a step is kept only if q falls (then μ ×0.3, else μ ×4 and retry with the same Jacobian). With μ → 0
-this is Newton's method, quadratically convergent at a regular root. For states wider than
-``dense_max_dim`` the system is solved matrix-free by conjugate gradients on J_rᵀ J_r products
+this is Newton's method, quadratically convergent at a regular root. Residuals are evaluated in float64;
+the Jacobian and the linear algebra may use the model's float32 (``fast_jacobians``): an inexact Jacobian
+still converges, linearly at a rate ≈ cond(J_r)·ε₃₂. A Newton step's length estimates the distance to
+the root, so a point within twice its step of a point of lower q is merged into it and stops. For
+states wider than ``dense_max_dim`` the system is solved matrix-free by conjugate gradients on J_rᵀ J_r products
 (``torch.func.jvp``/``vjp``), never forming J. A point stops when q < ``tol_q``·``polish_factor``, when
 its damping exceeds ``mu_max`` (a minimum of q that is not a root: a slow point) or at ``lm_max_iters``.
 """

@@ -44,7 +44,6 @@ NETS = {
     "rnn32": ("rnn", 32, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=2000, batch_size=64, lr=0.005), 0),
     "gru16": ("gru", 16, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=2000, batch_size=64, lr=0.01), 0),
     "gru64": ("gru", 64, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=1500, batch_size=64, lr=0.01), 0),
-    "integrator16": ("rnn", 16, "integrator", {}, TrainConfig(n_steps=3000, batch_size=64, lr=0.005), 0),
 }
 
 
