@@ -52,7 +52,7 @@ class SolverConfig:
     clip_quantile: float = 0.95
     clip_window: int = 20
     handoff_q: float = 1e-2
-    lm_max_iters: int = 100
+    lm_max_iters: int = 50
     mu_init: float = 1e-3
     mu_up: float = 4.0
     mu_down: float = 0.3

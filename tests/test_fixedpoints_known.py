@@ -107,6 +107,9 @@ def test_rate_rnn_discrete_and_continuous_agree():
     mapped = 1 + net.cfg.dt_ms * continuous.eigvals[0]
     assert torch.allclose(torch.sort(mapped.real).values, torch.sort(discrete.eigvals[0].real).values, atol=1e-8)
     assert bool(discrete.stable[0]) and bool(continuous.stable[0])
+    bound = fixedpoints.find(net.velocity, states, n_starts=32, noise=0.1)  # a bound method works too
+    assert bound.continuous and torch.allclose(bound.xstar, continuous.xstar, atol=1e-8)
+    assert all(p.requires_grad == (name != "w_in") for name, p in net.named_parameters() if name != "tau_gate")
 
 
 def test_dedup_keeps_lowest_q_like_the_greedy_loop():
