@@ -52,17 +52,19 @@ class GRUNet(nn.Module):
         return self.fc_out(self.gru(x)[0])
 
 
-def time_step(run, params, repeats: int) -> float:
-    """Best of ``repeats`` wall times of forward + backward (after one warm-up)."""
-    best = float("inf")
+def time_steps(runs: dict, params: dict, repeats: int) -> dict:
+    """Best of ``repeats`` wall times of forward + backward for each model, after one warm-up each; the
+    models take turns within every repeat, so a load change on a shared machine hits them alike."""
+    best = dict.fromkeys(runs, float("inf"))
     for i in range(repeats + 1):
-        for p in params:
-            p.grad = None
-        t0 = time.perf_counter()
-        run().backward()
-        elapsed = time.perf_counter() - t0
-        if i > 0:
-            best = min(best, elapsed)
+        for name, run in runs.items():
+            for p in params[name]:
+                p.grad = None
+            t0 = time.perf_counter()
+            run().backward()
+            elapsed = time.perf_counter() - t0
+            if i > 0:
+                best[name] = min(best[name], elapsed)
     return best
 
 
@@ -71,7 +73,7 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=256)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,9 +110,10 @@ def main() -> None:
     def run_gru():
         return ((gru(x) - target) ** 2).mean()
 
-    ours_s = time_step(run_ours, list(ours.parameters()), args.repeats)
-    ref_s = time_step(run_ref, list(ref.parameters()), args.repeats)
-    gru_s = time_step(run_gru, list(gru.parameters()), args.repeats)
+    runs = {"ours": run_ours, "ref": run_ref, "gru": run_gru}
+    params = {"ours": list(ours.parameters()), "ref": list(ref.parameters()), "gru": list(gru.parameters())}
+    best = time_steps(runs, params, args.repeats)
+    ours_s, ref_s, gru_s = best["ours"], best["ref"], best["gru"]
     print(f"LSNN (ours, {cfg.n_lif} LIF + {cfg.n_alif} ALIF)  {ours_s:8.3f} s")
     print(f"snntorch RLeaky loop ({n} LIF)       {ref_s:8.3f} s")
     print(f"nn.GRU ({n} units, for scale)         {gru_s:8.3f} s")

@@ -4,7 +4,7 @@ directly with surrogate gradients by the project's one training loop (``ratenets
 
 Network, per step of ``dt_ms`` (units ``0..n_lif-1`` are LIF, the rest ALIF):
 
-    I_t = W_in u_t + W_rec z_{t-1}                      W_rec[i, j]: from unit j onto unit i, W_rec[i, i] = 0
+    I_t = W_in u_t (+ b_in) + W_rec z_{t-1}             W_rec[i, j]: from unit j onto unit i, W_rec[i, i] = 0
     (v_t, b_t, z_t) = ALIF step with current I_t         refractory for ``refractory_steps`` after a spike
     r_t = κ r_{t-1} + (1 - κ) z_t,  κ = exp(-Δt/τ_out)  leaky-filtered spikes
     y_t = W_out r_t + b_out
@@ -37,7 +37,13 @@ from .lsnn_scan import LSNNScan
 class LSNNConfig:
     """Knobs of an LSNN. Defaults follow the 3-bit flip-flop LSNN of the KTH thesis cited in
     REFERENCES (τm 20 ms, τa 150 ms, β 1.8, ALIF threshold 0.01; Bellec's LIF threshold 0.03),
-    at the flip-flop task's own step of 5 ms (refractory 1 step = 5 ms)."""
+    at the flip-flop task's own step of 5 ms (refractory 1 step = 5 ms).
+
+    ``input_scale``, ``rec_scale``: std of the initial input and recurrent weights times sqrt(fan-in), in
+    the units of the thresholds. ``input_bias`` adds a trainable constant current per unit, initialised
+    at ``-w_in·θ`` with θ ~ U(0, 1), so that with one analog input channel (a pixel) each unit starts as a
+    detector of "input above θ" (w > 0) or "below θ" (w < 0): the threshold-crossing population code
+    Bellec et al. used for sequential MNIST, learned instead of fixed."""
 
     n_lif: int = 50
     n_alif: int = 50
@@ -59,6 +65,7 @@ class LSNNConfig:
     rec_scale: float = 0.05
     target_rate_hz: float = 10.0
     rate_reg: float = 0.05
+    input_bias: bool = False
 
     @property
     def n_units(self) -> int:
@@ -168,6 +175,10 @@ class LSNN(nn.Module):
                 w_rec = torch.where(signs[None, :] < 0, w_rec * n_exc / n_inh, w_rec)
         self.w_rec_raw = nn.Parameter(w_rec)
         self.w_in = nn.Parameter(torch.randn(n, cfg.n_inputs, generator=g) * cfg.input_scale / math.sqrt(cfg.n_inputs))
+        self.b_in = None
+        if cfg.input_bias:
+            theta = torch.rand(n, generator=g)
+            self.b_in = nn.Parameter(-(self.w_in.detach().sum(dim=1)) * theta)
         self.w_out = nn.Parameter(torch.randn(cfg.n_outputs, n, generator=g) / math.sqrt(n))
         self.b_out = nn.Parameter(torch.zeros(cfg.n_outputs))
 
@@ -176,6 +187,11 @@ class LSNN(nn.Module):
         """Effective recurrent weights ``[N, N]`` (post, pre): Dale signs applied, no autapses."""
         w = torch.relu(self.w_rec_raw) * self.signs[None, :] if self.cfg.dale else self.w_rec_raw
         return w * self.no_autapse
+
+    def input_current(self, u: torch.Tensor) -> torch.Tensor:
+        """``W_in u (+ b_in)`` for inputs ``[..., I]``."""
+        current = torch.matmul(u, self.w_in.T)
+        return current + self.b_in if self.b_in is not None else current
 
     def readout_decay(self) -> float:
         return math.exp(-self.cfg.dt_ms / self.cfg.tau_out_ms)
@@ -189,7 +205,7 @@ class LSNN(nn.Module):
     # --- dynamics -----------------------------------------------------------------------------
     def step(self, state: ALIFState, u: torch.Tensor) -> ALIFState:
         """One step from ``state`` with input ``u [B, I]`` (the reference implementation of the loop)."""
-        current = u @ self.w_in.T + state.z @ self.w_rec().T
+        current = self.input_current(u) + state.z @ self.w_rec().T
         params = self.neurons.parameters_tuple()
         return alif_step(current, state, params, self.cfg.dt_ms, self.neurons.spike_grad)[1]
 
@@ -202,7 +218,7 @@ class LSNN(nn.Module):
         rho = decay(p.tau_a_ms, cfg.dt_ms).to(inputs)
         gain = 1 - alpha
         # (1 - α) folded into the weights; the input drive of every step in one matmul, time-major.
-        drive = torch.matmul(inputs.transpose(0, 1), (self.w_in * gain[:, None]).T)
+        drive = self.input_current(inputs.transpose(0, 1)) * gain
         w_rec_t = (self.w_rec() * gain[:, None]).T.contiguous()
         thr, beta = p.threshold.to(inputs), p.beta.to(inputs)
         n_ref = p.refractory_steps
@@ -254,15 +270,6 @@ class LSNN(nn.Module):
             bs.append(b)
             zs.append(z)
         return torch.stack(zs), torch.stack(vs), torch.stack(bs)
-
-    def final_state(self, rollout: Rollout) -> ALIFState:
-        """The ``ALIFState`` after the last step of ``rollout`` (refractory counts not recovered: 0)."""
-        n = self.cfg.n_units
-        v = rollout.states[:, -1, :n]
-        b = torch.zeros_like(v)
-        b[:, self.cfg.n_lif :] = rollout.states[:, -1, n:]
-        z = rollout.spikes[:, -1]
-        return ALIFState(v, b, z, torch.zeros_like(z, dtype=torch.int32))
 
     def regularizer(self, rollout: Rollout) -> torch.Tensor:
         """``rate_reg · mean_i ((f_i - f*) / f*)²`` with per-unit rates ``f_i`` in Hz."""

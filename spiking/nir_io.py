@@ -91,7 +91,7 @@ def write_graph(graph: nir.NIRGraph, path: str | Path) -> Path:
 def _graph(n_in: int, n_out: int, w_in, neuron, w_rec, readout_filter, readout, metadata) -> nir.NIRGraph:
     nodes = {
         "input": nir.Input(input_type=np.array([n_in])),
-        "w_in": nir.Linear(weight=w_in),
+        "w_in": w_in if isinstance(w_in, nir.NIRNode) else nir.Linear(weight=w_in),
         "lif": neuron,
         "w_rec": nir.Linear(weight=w_rec),
         "readout": readout,
@@ -108,10 +108,11 @@ def _graph(n_in: int, n_out: int, w_in, neuron, w_rec, readout_filter, readout, 
 
 def _nodes(graph: nir.NIRGraph, neuron_type: type, kind: str) -> dict:
     """The named nodes of a graph in the shape this module writes, or one ValueError."""
-    need = {"w_in": nir.Linear, "lif": neuron_type, "w_rec": nir.Linear}
+    need = {"w_in": (nir.Linear, nir.Affine), "lif": neuron_type, "w_rec": nir.Linear}
     for key, cls in need.items():
         if not isinstance(graph.nodes.get(key), cls):
-            raise ValueError(f"NIR graph is not an exported {kind}: node {key!r} must be a {cls.__name__}")
+            names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+            raise ValueError(f"NIR graph is not an exported {kind}: node {key!r} must be a {names}")
     readout = graph.nodes.get("readout")
     if not isinstance(readout, (nir.Affine, nir.Linear)):
         raise ValueError(f"NIR graph is not an exported {kind}: node 'readout' must be an Affine or Linear")
@@ -152,10 +153,13 @@ def export_lsnn(model: LSNN, readout_filter: bool = True) -> nir.NIRGraph:
     _warn(f"discrete step of {cfg.dt_ms} ms (spikes held for one step) is left to the simulator")
     if not readout_filter:
         _warn(f"readout filter (tau {cfg.tau_out_ms} ms) left out: the readout reads the spikes")
+    w_in = _f64(model.w_in) / scale
+    if model.b_in is not None:  # a constant input current: the bias of an Affine input layer
+        w_in = nir.Affine(weight=w_in, bias=_f64(model.b_in) / scale[:, 0])
     return _graph(
         cfg.n_inputs,
         cfg.n_outputs,
-        _f64(model.w_in) / scale,
+        w_in,
         neuron,
         _f64(model.w_rec()) / scale,
         li,
@@ -193,6 +197,7 @@ def import_lsnn(source: str | Path | nir.NIRGraph) -> LSNN:
             n_inputs=w_in_shape[1],
             n_outputs=np.asarray(nodes["readout"].weight).shape[0],
             tau_m_ms=float(tau_m_ms.mean()),
+            input_bias=isinstance(nodes["w_in"], nir.Affine),
             refractory_steps=0,
             threshold_lif=float(nir_thr.mean()),
         )
@@ -213,6 +218,9 @@ def import_lsnn(source: str | Path | nir.NIRGraph) -> LSNN:
         model.neurons.tau_a_ms.copy_(as32(tau_a))
         model.signs.copy_(as32(signs))
         model.w_in.copy_(as32(np.asarray(nodes["w_in"].weight, dtype=np.float64) * scale))
+        if model.b_in is not None:
+            bias = getattr(nodes["w_in"], "bias", np.zeros(n))
+            model.b_in.copy_(as32(np.asarray(bias, dtype=np.float64) * scale[:, 0]))
         model.w_rec_raw.copy_(as32(w_rec * signs[None, :] if cfg.dale else w_rec))
         readout = nodes["readout"]
         model.w_out.copy_(as32(readout.weight))

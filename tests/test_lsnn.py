@@ -3,6 +3,7 @@ networks never share state, the regulariser, Dale signs and autapses, bad config
 
 import dataclasses
 
+import numpy as np
 import pytest
 import snntorch
 import torch
@@ -133,3 +134,21 @@ def test_plots_write_pngs(tmp_path):
         plot_rate_histogram(unit_rates_hz(ro.spikes, 1.0), tmp_path / "rates.png", target_hz=10.0),
     ]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_digits_code_path_accepts_a_real_mnist_file(tmp_path):
+    from bench.lsnn_scores import digits_setup  # the repository root is on sys.path (conftest)
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(6) % 10,
+        "x_test": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(4) % 10,
+    }
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    model, task, _ = digits_setup(str(tmp_path / "mnist.npz"))
+    batch = task.sample(2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ro = model(batch.inputs)
+    assert ro.outputs.shape == (2, 784, 10) and 0.0 <= task.score(ro.outputs, batch) <= 1.0

@@ -48,7 +48,7 @@ def test_lsnn_export_warns_each_approximation():
 
 
 @pytest.mark.parametrize("cfg", [dataclasses.replace(SMALL, n_alif=0, refractory_steps=0), SMALL,
-                                 dataclasses.replace(SMALL, dale=True)])  # fmt: skip
+                                 dataclasses.replace(SMALL, dale=True, input_bias=True)])  # fmt: skip
 def test_lsnn_round_trip_through_a_file_reproduces_the_spikes(cfg, tmp_path):
     model = LSNN(cfg, seed=2)
     path = write_graph(quiet(export_lsnn, model), tmp_path / "lsnn.nir")
