@@ -32,12 +32,16 @@ READOUT_INIT_STD = 0.01
 # For the same reason the readout's squared norm is penalised during training (the shared loop adds a
 # model's ``regularizer(rollout)`` to the loss).
 READOUT_L2 = 0.02
+# Go/NoGo nets are trained with recurrent noise 0.5 instead of Kim et al.'s 0.1: a deeper NoGo attractor
+# survives the LIF network's spike noise. Measured on seed 0 (100 LIF trials, task criterion, default
+# LIFParams): 0.78 with 0.1, 0.95 with 0.3, 0.97 with 0.5; with noise 0.1 and LIF v0 up to 30 mV, the readout
+# init and penalty above took the score from 0.52 to 0.71.
 SETTINGS = {
     # n_units from the issue. A fixed budget of batched Adam steps, no early stop: a net that only just
     # meets the criterion (NoGo output 0.29 against the 0.3 bound) leaves no margin for spiking noise.
-    "gonogo": dict(n_units=200, train=TrainConfig(n_steps=600, batch_size=32, lr=0.01, eval_every=100,
+    "gonogo": dict(n_units=200, noise_std=0.5, train=TrainConfig(n_steps=600, batch_size=32, lr=0.01, eval_every=100,
                                                   target_score=1.01, checkpoint_every=100)),
-    "context": dict(n_units=250, train=TrainConfig(n_steps=1500, batch_size=32, lr=0.01, eval_every=100,
+    "context": dict(n_units=250, noise_std=0.1, train=TrainConfig(n_steps=1500, batch_size=32, lr=0.01, eval_every=100,
                                                    target_score=1.01, checkpoint_every=100)),
 }
 
@@ -50,7 +54,8 @@ def train_one(task_name: str, seed: int) -> dict:
     task = tasks.make(task_name)
     setting = SETTINGS[task_name]
     cfg = RateRNNConfig(n_units=setting["n_units"], n_inputs=task.n_inputs, n_outputs=task.n_outputs,
-                        dt_ms=task.dt_ms, activation="sigmoid", dale=True, train_tau=True)
+                        dt_ms=task.dt_ms, activation="sigmoid", dale=True, train_tau=True,
+                        noise_std=setting["noise_std"])
     model = RateRNN(cfg, seed=seed)
     with torch.no_grad():  # Kim et al.'s readout init, N(0, 1)/100: see READOUT_INIT_STD
         g = torch.Generator().manual_seed(seed)
