@@ -50,6 +50,7 @@ def _stack(w: torch.Tensor, dims: int) -> torch.Tensor:
     return w if w.dim() == dims + 1 else w.unsqueeze(0)
 
 
+@torch.no_grad()
 def simulate(
     w_rec: torch.Tensor,
     w_in: torch.Tensor,
@@ -73,7 +74,8 @@ def simulate(
     ``w_rec [S,N,N]`` or ``[N,N]`` (post, pre) and ``w_out [S,O,N]`` or ``[O,N]`` are the LIF weights
     (already divided by the scaling factors); ``w_in [N,I]`` and ``tau_d_ms [N]`` are shared; ``inputs
     [B,T,I]`` hold one value per rate step of ``rate_dt_ms`` (held for ``rate_dt_ms/params.dt_ms`` LIF
-    steps). Runs on the device of ``w_rec`` in ``dtype`` (default float32; float64 on request).
+    steps). Runs on the device of ``w_rec`` in ``dtype`` (default float32; float64 on request), without
+    autograd (spikes have no gradient; the rate network is the differentiable surrogate).
 
     ``noise_source(step) -> [.., B, N]`` replaces the Gaussian voltage noise (tests, cross-checks);
     ``v0`` (broadcastable to ``[S,B,N]``) replaces the random initial voltages.
