@@ -167,15 +167,18 @@ class RateRNN(nn.Module):
         batch, n_steps, _ = inputs.shape
         noise = self.training if noise is None else noise
         x = self.initial_state(batch, inputs.device, inputs.dtype) if x0 is None else x0
-        alpha = self.cfg.dt_ms / self.taus_ms()
+        alpha = (self.cfg.dt_ms / self.taus_ms()).expand(batch, -1)
         w_rec_t = self.w_rec().T
         drive_in = inputs @ self.w_in.T  # [B,T,N], computed once
         noise_std = self.cfg.noise_std if noise else 0.0
+        if noise_std:  # drawn in one call; added after each step as in Kim et al.
+            drive_noise = noise_std * torch.randn_like(drive_in)
         states = []
         for t in range(n_steps):
-            x = (1 - alpha) * x + alpha * (self.phi(x) @ w_rec_t + drive_in[:, t])
+            # x ← x + α·(W φ(x) + W_in u_t − x): one fused matmul-add and one lerp per step
+            x = torch.lerp(x, torch.addmm(drive_in[:, t], self.phi(x), w_rec_t), alpha)
             if noise_std:
-                x = x + noise_std * torch.randn_like(x)
+                x = x + drive_noise[:, t]
             states.append(x)
         states = torch.stack(states, dim=1)
         r = self.phi(states)
