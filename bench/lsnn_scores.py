@@ -4,8 +4,9 @@
 
 1. ``flipflop`` (3 bits, 200 steps of 5 ms; the LSNN runs at the task's 5 ms step): bit accuracy on
    held-out trials, and the mean firing rate (aim: score >= 0.95, rate in 5-40 Hz).
-2. ``seq_digits`` (sklearn 8x8 digits fed pixel by pixel, 64 steps of 1 ms): accuracy on the whole test
-   split, and the wall time of training (aim: >= 0.85 within 10 minutes on a 2-core CPU). ``--mnist``
+2. ``seq_digits`` (sklearn 8x8 digits fed pixel by pixel, 64 steps; the LSNN holds each pixel for one
+   5 ms step): accuracy on the whole test split, and the wall and CPU time of training (aim: >= 0.85
+   within 10 minutes on a 2-core CPU). ``--mnist``
    runs the same code path on a real MNIST file (784 steps; much longer).
 
 Prints one line per task and a JSON line last.
@@ -41,28 +42,18 @@ def flipflop_setup() -> tuple[LSNN, tasks.Task, TrainConfig]:
 
 
 def digits_setup(path: str | None = None) -> tuple[LSNN, tasks.Task, TrainConfig]:
+    """Bellec's sMNIST network size (120 LIF + 100 ALIF). Each pixel is held for one LSNN step of 5 ms
+    (τm = 4 steps), a learned input bias gives a threshold-crossing code of the one pixel channel, and the
+    readout filter (160 ms) spans the second half of the sequence, which ends in blank pixels."""
     task = tasks.make("seq_digits", path=path)
     cfg = LSNNConfig(
-        n_lif=120,
-        n_alif=100,
-        n_inputs=task.n_inputs,
-        n_outputs=10,
-        dt_ms=task.dt_ms,
-        tau_a_ms=200.0,
-        refractory_steps=2,
-        input_scale=0.3,
-        target_rate_hz=20.0,
-    )
+        n_lif=120, n_alif=100, n_inputs=task.n_inputs, n_outputs=10, dt_ms=5.0, tau_a_ms=200.0,
+        refractory_steps=1, input_scale=1.0, rec_scale=0.3, input_bias=True, tau_out_ms=160.0, target_rate_hz=20.0,
+    )  # fmt: skip
     train_cfg = TrainConfig(
-        n_steps=3000,
-        batch_size=128,
-        lr=0.01,
-        lr_decay=0.5,
-        lr_decay_every=1000,
-        eval_every=100,
-        eval_batch_size=512,
-        target_score=0.92,
-    )
+        n_steps=2500, batch_size=128, lr=0.003, lr_decay=0.7, lr_decay_every=600, eval_every=100,
+        eval_batch_size=512, target_score=0.92,
+    )  # fmt: skip
     return LSNN(cfg, seed=0), task, train_cfg
 
 
@@ -81,12 +72,21 @@ def held_out_figures(model: LSNN, task: tasks.Task, n_trials: int = 512) -> tupl
 
 
 def run(name: str, model: LSNN, task: tasks.Task, train_cfg: TrainConfig) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = train(model, task, train_cfg, seed=0)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     score, rate = held_out_figures(model, task)
-    print(f"{name}: score {score:.4f}  mean rate {rate:.1f} Hz  train {seconds:.0f} s  ({result.step} steps)")
-    return {"score": round(score, 4), "rate_hz": round(rate, 2), "train_s": round(seconds, 1), "steps": result.step}
+    print(
+        f"{name}: held-out score {score:.4f}  mean rate {rate:.1f} Hz  train {seconds:.0f} s wall, "
+        f"{cpu_seconds:.0f} s CPU ({result.step} steps)"
+    )
+    return {
+        "score": round(score, 4),
+        "rate_hz": round(rate, 2),
+        "train_s": round(seconds, 1),
+        "train_cpu_s": round(cpu_seconds, 1),
+        "steps": result.step,
+    }
 
 
 def main() -> None:
