@@ -107,7 +107,7 @@ def search_one(task_name: str, seed: int, n_trials: int, device: str) -> dict:
            "search_s": round(search_s, 1)}
     kim = kim_code_score(task_name)
     if kim is not None:  # the same LIF trials, scored with the reference script's rule
-        table = [[scale, kim(result.outputs[s], result.batch)] for s, (scale, _) in enumerate(result.table)]
+        table = [[scale, round(kim(result.outputs[s], result.batch), 6)] for s, (scale, _) in enumerate(result.table)]
         best = max(range(len(table)), key=lambda s: (table[s][1], -s))
         row.update(kim_code_scale=table[best][0], kim_code_score=table[best][1], kim_code_table=table)
     (OUT / f"{task_name}_seed{seed}_search.json").write_text(json.dumps(row, indent=1))

@@ -76,7 +76,8 @@ def search_scale(
                    generator=generator, dtype=dtype)
     outputs = res.outputs if b_out is None else res.outputs + b_out.to(res.outputs)
     score_fn = score_fn or task.score
-    scores = [float(score_fn(outputs[s], batch)) for s in range(len(scales))]
+    # Rounded: scores are fractions of trials, and float32 means would put 95/100 at 0.9499999881.
+    scores = [round(float(score_fn(outputs[s], batch)), 6) for s in range(len(scales))]
     rates = res.firing_rates_hz().mean(dim=(1, 2)).tolist()
     best = max(range(len(scales)), key=lambda s: (scores[s], -s))
     return ScaleSearchResult([[s, sc] for s, sc in zip(scales, scores)], scales[best], scores[best], n_trials,
