@@ -51,7 +51,7 @@ def digits_setup(path: str | None = None) -> tuple[LSNN, tasks.Task, TrainConfig
         refractory_steps=1, input_scale=1.0, rec_scale=0.3, input_bias=True, tau_out_ms=160.0, target_rate_hz=20.0,
     )  # fmt: skip
     train_cfg = TrainConfig(
-        n_steps=2500, batch_size=128, lr=0.003, lr_decay=0.7, lr_decay_every=600, eval_every=100,
+        n_steps=6000, batch_size=128, lr=0.003, lr_decay=0.7, lr_decay_every=1200, eval_every=100,
         eval_batch_size=512, target_score=0.92,
     )  # fmt: skip
     return LSNN(cfg, seed=0), task, train_cfg
