@@ -202,6 +202,12 @@ class LSNN(nn.Module):
     def config_dict(self) -> dict:
         return asdict(self.cfg)
 
+    def smooth_surrogate(self, temperature: float = 0.2):
+        """The smooth map through which fixed-point analyses see this network (``spiking.lsnn_surrogate``)."""
+        from .lsnn_surrogate import LSNNSurrogate
+
+        return LSNNSurrogate(self, temperature)
+
     # --- dynamics -----------------------------------------------------------------------------
     def step(self, state: ALIFState, u: torch.Tensor) -> ALIFState:
         """One step from ``state`` with input ``u [B, I]`` (the reference implementation of the loop)."""

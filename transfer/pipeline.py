@@ -143,9 +143,11 @@ def run_pipeline(cfg: RunConfig, out_root: Path = Path("runs"), force: bool = Fa
     task = cfg.make_task()
     summary_path = out / "summary.json"
     try:
-        summary = read_json(summary_path) if summary_path.exists() and not force else {}
+        summary = read_json(summary_path) if summary_path.exists() else {}
     except ValueError as e:
-        raise RunError(str(e)) from None
+        if not force:
+            raise RunError(str(e)) from None
+        summary = {}  # --force starts a corrupt summary over
     summary.setdefault("models", {})
     summary.setdefault("timings_s", {})
     ctx = RunContext(cfg, out, task, device, summary, force, log)

@@ -189,7 +189,7 @@ def lif_memory_check(ctx: RunContext, rate_net, fps, n_trials: int = 16) -> dict
     """Do the LIF network's states during held memories sit at the surrogate's stable points?
 
     The LIF readout is ``(w_out/λ)·r_LIF`` where the rate network's is ``w_out·φ(x)``, so a LIF state maps
-    to the rate space as ``r_LIF/λ`` (``r_LIF`` in spikes per ms). At every settled memory step we find
+    to the rate space as ``r_LIF/λ`` (``r_LIF`` the LIF readout trace). At every settled memory step we find
     the nearest stable point ``φ(x*)`` and ask whether its readout signs equal the held target (the
     corresponding memory), and how far away it is relative to the typical distance between stable points.
     """
@@ -201,7 +201,7 @@ def lif_memory_check(ctx: RunContext, rate_net, fps, n_trials: int = 16) -> dict
     batch = ctx.task.held_out().sample(n_trials, ctx.eval_generator()).to(ctx.device)
     gen = torch.Generator(device=ctx.device).manual_seed(ctx.cfg.seed + 30_000)
     rollout = lif(batch.inputs, generator=gen)
-    lif_rates = rollout.states / (1000.0 * lif.scale_factor)  # Hz -> spikes/ms, then undo λ
+    lif_rates = rollout.states / lif.scale_factor  # the readout trace (w_out/λ)·r  ↔  w_out·φ(x)
     points = rate_net.rates(stable.xstar.to(lif_rates))  # [K,N]
     settled = settled_memory_steps(batch)
     if not settled.any():
