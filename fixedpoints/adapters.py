@@ -104,7 +104,7 @@ def _n_inputs(owner) -> int | None:
 
 def _n_state(owner) -> int | None:
     cfg = getattr(owner, "cfg", None)
-    for source, name in ((cfg, "n_units"), (owner, "n_units"), (owner, "hidden_size")):
+    for source, name in ((owner, "n_state"), (cfg, "n_units"), (owner, "n_units"), (owner, "hidden_size")):
         value = getattr(source, name, None) if source is not None else None
         if isinstance(value, int):
             return value

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from tasks import Task, TaskBatch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 class TrainingDiverged(RuntimeError):
@@ -110,6 +110,17 @@ def _set_rng_state(state: dict, task_gen: torch.Generator, device: torch.device)
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _check_same_training(ckpt: dict, model, cfg: TrainConfig, seed: int, path) -> None:
+    """Resuming is only exact for the same model, training settings and seed."""
+    theirs = {**ckpt.get("model_config", {}), **ckpt.get("train_config", {}), "seed": ckpt.get("seed")}
+    ours = {**model.config_dict(), **asdict(cfg), "seed": seed}
+    free = ("n_steps", "checkpoint_every")  # training longer, or checkpointing more often, is still the same run
+    changed = [k for k in ours if k in theirs and k not in free and theirs[k] != ours[k]]
+    if ckpt.get("model_class") != type(model).__name__ or changed:
+        what = f"{changed[0]}: {theirs[changed[0]]!r} -> {ours[changed[0]]!r}" if changed else "another model class"
+        raise CheckpointError(f"checkpoint {path} was written with other settings ({what}); delete it or use --force")
+
+
 def train(
     model: torch.nn.Module,
     task: Task,
@@ -139,6 +150,7 @@ def train(
 
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         ckpt = load_checkpoint(checkpoint_path)
+        _check_same_training(ckpt, model, cfg, seed, checkpoint_path)
         model.load_state_dict(ckpt["model_state"])
         history = ckpt["history"]
         step, score = ckpt["step"], ckpt["score"]

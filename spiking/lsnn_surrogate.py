@@ -33,10 +33,12 @@ class LSNNSurrogate(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.lsnn = lsnn
         self.temperature = float(temperature)
-        self.n_units = lsnn.cfg.n_units
+        self.n_neurons = lsnn.cfg.n_units
+        self.n_inputs = lsnn.cfg.n_inputs
+        self.n_state = 3 * self.n_neurons  # read by the fixed-point adapters
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = self.n_units
+        n = self.n_neurons
         return x[..., :n], x[..., n : 2 * n], x[..., 2 * n :]
 
     def rates(self, x: torch.Tensor) -> torch.Tensor:

@@ -86,3 +86,13 @@ def test_corrupt_or_foreign_checkpoints_are_one_clear_error(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    cfg = TrainConfig(n_steps=10, batch_size=4, eval_every=5, eval_batch_size=8, checkpoint_every=5)
+    train(small_net(), TASK, TrainConfig(**{**cfg.__dict__, "n_steps": 5}), tmp_path / "c.pt")
+    payload = load_checkpoint(tmp_path / "c.pt")
+    payload["done"] = False
+    torch.save(payload, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"other settings \(batch_size: 4 -> 8\)"):
+        train(small_net(), TASK, TrainConfig(**{**cfg.__dict__, "batch_size": 8}), tmp_path / "c.pt")

@@ -73,8 +73,8 @@ STAGES: dict[str, Stage] = {}
 
 def stage(name: str, done: Callable[[RunContext], bool], checkpoints: tuple[str, ...] = (),
           sections: tuple[str, ...] = ()):
-    """Register a stage; stages run in the order they are registered. ``sections``: the config sections
-    whose settings its results depend on (besides name, seed and task)."""
+    """Register a stage; stages run in the order they are registered. ``sections``: the config section(s)
+    of the stage itself (besides name, seed and task); a stage's inputs are guarded by their own stages."""
 
     def wrap(fn):
         STAGES[name] = Stage(name, fn, done, checkpoints, sections)

@@ -93,7 +93,7 @@ def rate_stage(ctx: RunContext) -> None:
 
 
 @stage("transfer", done=lambda ctx: "lif" in ctx.summary["models"] and "transfer" in ctx.summary,
-       sections=("rate", "transfer"))
+       sections=("transfer",))
 def transfer_stage(ctx: RunContext) -> None:
     """Kim et al.'s transfer: search the scaling factor on the grid, then score the chosen factor on
     fresh held-out trials; save a raster, the scan and the firing-rate histogram."""
@@ -236,7 +236,7 @@ def _fixed_points_done(ctx: RunContext) -> bool:
     return set(ctx.summary.get("fixed_points", {})) >= set(ctx.summary["models"])
 
 
-@stage("fixedpoints", done=_fixed_points_done, sections=("rate", "transfer", "lsnn", "fixedpoints"))
+@stage("fixedpoints", done=_fixed_points_done, sections=("fixedpoints",))
 def fixedpoints_stage(ctx: RunContext) -> None:
     """Fixed points at zero input of every model of the run, their linearisation, summary and figures."""
     sec = ctx.cfg.fixedpoints
