@@ -11,13 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG (a temporary name, then renamed), close it, return the path. Every figure
+    of the project goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
+    return path
 
 
 def plot_training(history: dict, path: Path, title: str = "") -> None:
