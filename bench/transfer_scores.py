@@ -36,13 +36,20 @@ READOUT_L2 = 0.02
 # survives the LIF network's spike noise. Measured on seed 0 (100 LIF trials, task criterion, default
 # LIFParams): 0.78 with 0.1, 0.95 with 0.3, 0.97 with 0.5; with noise 0.1 and LIF v0 up to 30 mV, the readout
 # init and penalty above took the score from 0.52 to 0.71.
+# The transfer drops the readout bias (as the paper does), so Go/NoGo nets are trained with b_out fixed at 0;
+# a trained b_out of ~0.1 became a -0.1 offset on the LIF NoGo output (seed 4: 0.78 -> 0.90).
 SETTINGS = {
     # n_units from the issue. A fixed budget of batched Adam steps, no early stop: a net that only just
     # meets the criterion (NoGo output 0.29 against the 0.3 bound) leaves no margin for spiking noise.
-    "gonogo": dict(n_units=200, noise_std=0.5, train=TrainConfig(n_steps=600, batch_size=32, lr=0.01, eval_every=100,
-                                                  target_score=1.01, checkpoint_every=100)),
-    "context": dict(n_units=250, noise_std=0.1, train=TrainConfig(n_steps=1500, batch_size=32, lr=0.01, eval_every=100,
-                                                   target_score=1.01, checkpoint_every=100)),
+    "gonogo": dict(
+        n_units=200, noise_std=0.5, train_readout_bias=False,
+        train=TrainConfig(n_steps=600, batch_size=32, lr=0.01, eval_every=100, target_score=1.01, checkpoint_every=100),
+    ),
+    "context": dict(
+        n_units=250, noise_std=0.1, train_readout_bias=True,
+        train=TrainConfig(n_steps=1500, batch_size=32, lr=0.01, eval_every=100, target_score=1.01,
+                          checkpoint_every=100),
+    ),
 }
 
 
@@ -61,6 +68,7 @@ def train_one(task_name: str, seed: int) -> dict:
         g = torch.Generator().manual_seed(seed)
         model.w_out.copy_(READOUT_INIT_STD * torch.randn(model.w_out.shape, generator=g))
     model.regularizer = lambda rollout: READOUT_L2 * model.w_out.pow(2).sum()
+    model.b_out.requires_grad_(setting["train_readout_bias"])
     t0 = time.perf_counter()
     result = train(model, task, setting["train"], checkpoint_path=checkpoint_path(task_name, seed), seed=seed)
     row = {"task": task_name, "seed": seed, "rate_score": result.score, "train_steps": result.step,
@@ -123,7 +131,10 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None, help="folder for checkpoints and results (runs/transfer_scores)")
     args = parser.parse_args()
+    global OUT
+    OUT = Path(args.out) if args.out else OUT
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     task_names = args.task or ["gonogo", "context"]
