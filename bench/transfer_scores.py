@@ -36,13 +36,14 @@ READOUT_L2 = 0.02
 # survives the LIF network's spike noise. Measured on seed 0 (100 LIF trials, task criterion, default
 # LIFParams): 0.78 with 0.1, 0.95 with 0.3, 0.97 with 0.5; with noise 0.1 and LIF v0 up to 30 mV, the readout
 # init and penalty above took the score from 0.52 to 0.71.
-# The transfer drops the readout bias (as the paper does), so Go/NoGo nets are trained with b_out fixed at 0;
-# a trained b_out of ~0.1 became a -0.1 offset on the LIF NoGo output (seed 4: 0.78 -> 0.90).
+# The transfer drops the readout bias (as the paper does); training with b_out fixed at 0 (train_readout_bias
+# False) was measured too: seeds 0-4 gave 0.96 0.91 0.91 0.88 0.90 against 0.97 0.95 0.94 0.93 0.78 with a
+# trained b_out (~0.1), so the bias stays trainable.
 SETTINGS = {
     # n_units from the issue. A fixed budget of batched Adam steps, no early stop: a net that only just
     # meets the criterion (NoGo output 0.29 against the 0.3 bound) leaves no margin for spiking noise.
     "gonogo": dict(
-        n_units=200, noise_std=0.5, train_readout_bias=False,
+        n_units=200, noise_std=0.5, train_readout_bias=True,
         train=TrainConfig(n_steps=600, batch_size=32, lr=0.01, eval_every=100, target_score=1.01, checkpoint_every=100),
     ),
     "context": dict(
