@@ -49,7 +49,8 @@ def kim_reference(task, seed, criterion, max_trials, val_batch):
 
 def ours(task, seed, criterion, max_steps, batch_size):
     model = make_model(task, seed)
-    cfg = TrainConfig(n_steps=max_steps, batch_size=batch_size, lr=0.01, eval_every=10, target_score=criterion)
+    cfg = TrainConfig(n_steps=max_steps, batch_size=batch_size, lr=0.01, eval_every=5, eval_batch_size=128,
+                      target_score=criterion)
     t0 = time.perf_counter()
     result = train(model, task, cfg, seed=seed)
     return time.perf_counter() - t0, result.step, result.score
@@ -60,7 +61,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--criterion", type=float, default=0.95)
     p.add_argument("--max-trials", type=int, default=6000, help="cap on the reference's trials")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = p.parse_args()
     if args.threads:

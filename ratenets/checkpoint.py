@@ -13,6 +13,7 @@ import torch
 
 FORMAT = "ratespike-checkpoint/1"
 _MODEL_CLASSES: dict[str, type] = {}
+_MODEL_PACKAGES = ("ratenets", "spiking", "baselines")
 
 
 class CheckpointError(RuntimeError):
@@ -78,6 +79,11 @@ def load_checkpoint(path: Path) -> dict:
 def build_model(payload: dict) -> torch.nn.Module:
     """Rebuild the model a checkpoint describes and load its weights."""
     name = payload["model_class"]
+    if name not in _MODEL_CLASSES:
+        import importlib
+
+        for package in _MODEL_PACKAGES:  # packages whose models register themselves on import
+            importlib.import_module(package)
     if name not in _MODEL_CLASSES:
         raise CheckpointError(f"checkpoint holds an unknown model class {name!r}; known: {sorted(_MODEL_CLASSES)}")
     cls = _MODEL_CLASSES[name]

@@ -96,3 +96,15 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
     torch.save(payload, tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match=r"other settings \(batch_size: 4 -> 8\)"):
         train(small_net(), TASK, TrainConfig(**{**cfg.__dict__, "batch_size": 8}), tmp_path / "c.pt")
+
+
+def test_an_lsnn_checkpoint_rebuilds_without_importing_spiking_first(tmp_path):
+    import subprocess
+    import sys
+
+    from spiking import LSNN, LSNNConfig
+
+    net = LSNN(LSNNConfig(n_lif=3, n_alif=2, n_inputs=2, n_outputs=2))
+    train(net, TASK, TrainConfig(n_steps=1, batch_size=2, eval_batch_size=2), tmp_path / "l.pt")
+    code = f"import ratenets; print(type(ratenets.load_model({str(tmp_path / 'l.pt')!r})).__name__)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "LSNN"
