@@ -16,7 +16,8 @@ from .result import PCA, FixedPoints
 def plot_fixed_points(fps: FixedPoints, trajectories: torch.Tensor | None = None, *, n_components: int = 2,
                       pca: PCA | None = None, ax=None, mode_length: float = 0.25, max_trajectories: int = 20):
     """Trajectories ``[B,T,D]`` (grey) and the points of ``fps`` in the top ``n_components`` (2 or 3) PCs
-    of the trajectories (of the points when none are given). Returns the axes."""
+    of the trajectories (of the points when none are given). States set to NaN are left out of the fit and
+    break the lines (to hide input transients, say). Returns the axes."""
     import matplotlib.pyplot as plt
 
     if n_components not in (2, 3):
@@ -57,9 +58,10 @@ def plot_eigenvalues(fps: FixedPoints, points=None, *, ax=None):
         _, ax = plt.subplots(figsize=(4, 4))
     chosen = fps if points is None else fps[points]
     vals = chosen.eigvals.detach().cpu().numpy()
-    for k in range(vals.shape[0]):
-        color = "k" if bool(chosen.stable[k]) else "r"
-        ax.scatter(vals[k].real, vals[k].imag, s=8, c=color, alpha=0.6)
+    stable = chosen.stable.cpu().numpy().astype(bool)
+    for rows, color in ((~stable, "r"), (stable, "k")):  # stable points' spectra drawn on top
+        if rows.any():
+            ax.scatter(vals[rows].real.ravel(), vals[rows].imag.ravel(), s=8, c=color, alpha=0.6)
     if fps.continuous:
         ax.axvline(0.0, color="0.5", lw=0.8)
         ax.set_xlabel("Re λ (1/time unit)")

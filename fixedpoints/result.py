@@ -139,6 +139,7 @@ class PCA:
     @classmethod
     def fit(cls, data: torch.Tensor, n_components: int) -> PCA:
         flat = data.detach().reshape(-1, data.shape[-1]).to(torch.float64).cpu()
+        flat = flat[torch.isfinite(flat).all(dim=1)]  # NaN rows mark states left out (e.g. during input pulses)
         mean = flat.mean(dim=0)
         _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
         var = s**2

@@ -92,7 +92,7 @@ def test_lif_network_round_trip_reproduces_the_spikes(tmp_path):
 
 
 def test_exported_graphs_load_with_snntorchs_own_import(capsys):
-    import_nir = pytest.importorskip("snntorch.import_nir")  # needs nirtorch
+    from snntorch import import_nir  # needs nirtorch, a core dependency
     for graph in (quiet(export_lsnn, LSNN(SMALL), readout_filter=False),
                   quiet(export_lif_network, tiny_lif_network(), readout_filter=False)):  # fmt: skip
         net = import_nir.import_from_nir(graph)

@@ -41,14 +41,24 @@ def write_report(ctx: RunContext) -> None:
         lines += ["", "## Rate → LIF transfer", "", f"Best scaling factor {t['scale']:g}.", ""]
         lines += ["| scale | LIF score |", "| --- | --- |"] + [f"| {a:g} | {b:.3f} |" for a, b in t["scan"]]
     if s.get("fixed_points"):
-        lines += ["", "## Fixed points", "", "| model | points | by index (0 = stable) | max q |"]
-        lines += ["| --- | --- | --- | --- |"]
+        lines += ["", "## Fixed points", "", "At zero input, started from held-out states.", "",
+                  "| model | points | by index (0 = stable) | max q | analysed through |",
+                  "| --- | --- | --- | --- | --- |"]
         for name, fp in s["fixed_points"].items():
             idx = ", ".join(f"{k}: {v}" for k, v in sorted(fp["by_index"].items(), key=lambda kv: int(kv[0])))
-            lines.append(f"| {name} | {fp['n']} | {idx} | {fp['max_q']:.1e} |")
+            max_q = f"{fp['max_q']:.1e}" if fp["n"] else "–"
+            lines.append(f"| {name} | {fp['n']} | {idx or '–'} | {max_q} | {fp.get('analysed', '')} |")
+        check = s["fixed_points"].get("lif", {}).get("memory_check")
+        if check and "fraction_at_corresponding_point" in check:
+            lines += ["", f"LIF states during held memories ({check['n_settled_steps']} settled steps): "
+                      f"{check['fraction_at_corresponding_point']:.0%} lie nearest the stable point of the rate map "
+                      "that holds the same bits (median distance "
+                      f"{check['median_distance_over_point_spacing']:.2f}× the median spacing between points)."]
     lines += ["", "## Time per stage", "", "| stage | seconds |", "| --- | --- |"]
     lines += [f"| {k} | {v:.1f} |" for k, v in s.get("timings_s", {}).items()]
     figures = sorted((ctx.out / "figures").glob("*.png")) if (ctx.out / "figures").exists() else []
+    stage_order = {"rate": 0, "transfer": 1, "lif": 1, "lsnn": 2, "fixed": 3}
+    figures.sort(key=lambda f: stage_order.get(f.stem.split("_")[0], 4))  # in the order the stages ran
     if figures:
         lines += ["", "## Figures", ""]
         for f in figures:

@@ -163,14 +163,20 @@ def lsnn_stage(ctx: RunContext) -> None:
             f"mean rate {ctx.summary['models']['lsnn']['mean_rate_hz']:.1f} Hz")
 
 
-def _fixed_points_figure(fps, trajectories, path, title: str) -> None:
-    fig = plt.figure(figsize=(10, 4.5))
+def _fixed_points_figure(fps, trajectories, inputs, path, title: str) -> None:
+    """Trajectories (steps that receive a pulse left out: they would dominate the PCs), points, spectra."""
+    driven = (inputs != 0).any(dim=-1)
+    if driven.float().mean() < 0.5:  # pulse tasks; where input is on most of the time, every step is shown
+        trajectories = trajectories.clone()
+        trajectories[driven] = float("nan")
+    fig = plt.figure(figsize=(11, 4.5))
     ax1 = fig.add_subplot(1, 2, 1, projection="3d" if fps.n_state >= 3 else None)
     plot_fixed_points(fps, trajectories, n_components=3 if fps.n_state >= 3 else 2, ax=ax1)
     ax1.set_title(f"{title}: {len(fps)} points, by index {fps.by_index()}", fontsize=9)
     ax2 = fig.add_subplot(1, 2, 2)
     plot_eigenvalues(fps, ax=ax2)
-    ax2.set_title("eigenvalues (black: stable points)", fontsize=9)
+    ax2.set_title("eigenvalues (black: stable points, red: unstable)", fontsize=9)
+    fig.subplots_adjust(wspace=0.35)
     save_figure(fig, path)
 
 
@@ -249,7 +255,8 @@ def fixedpoints_stage(ctx: RunContext) -> None:
             fps, trajectories = found["rate"]  # the same smooth map: not solved twice
         else:
             trajectories = state_trajectories(model, batch.inputs)
-            fps = find(model, trajectories, None, n_starts=sec.n_starts, noise=sec.noise, tol_q=sec.tol_q,
+            noise = sec.noise * float(trajectories.std())  # relative to the states' spread (config.py)
+            fps = find(model, trajectories, None, n_starts=sec.n_starts, noise=noise, tol_q=sec.tol_q,
                        tol_unique=sec.tol_unique, seed=ctx.cfg.seed)
         found[name] = (fps, trajectories)
         entry = {**summarize(fps), "analysed": how, "continuous": fps.continuous,
@@ -262,6 +269,6 @@ def fixedpoints_stage(ctx: RunContext) -> None:
             "stable": fps.stable, "jacobians": fps.jacobians,
         }, {"": {"continuous": fps.continuous, "tol_q": fps.tol_q, "analysed": how,
                  "shapes": "xstar [K,D], eigvals [K,D] complex, jacobians [K,D,D]"}})
-        _fixed_points_figure(fps, trajectories.cpu(), ctx.figure(f"fixed_points_{name}"), name)
+        _fixed_points_figure(fps, trajectories.cpu(), batch.inputs.cpu(), ctx.figure(f"fixed_points_{name}"), name)
         ctx.log(f"fixedpoints: {name}: {len(fps)} points, by index {fps.by_index()}, "
                 f"max q {entry['max_q']:.1e} ({how})")
