@@ -55,6 +55,11 @@ class RateRNNConfig:
     train_input: bool = False
     noise_std: float = 0.1
     init_state_std: float = 0.01
+    # Readout init N(0, readout_init_std²); None: 1/sqrt(n_units). Kim et al. draw N(0, 1)/100, i.e. 0.01.
+    readout_init_std: float | None = None
+    # Loss term readout_l2·‖w_out‖². A LIF readout's spike noise grows with ‖w_out‖ (each filtered spike train
+    # fluctuates by ~sqrt(rate/2τd)), so a small readout that moves many units together transfers better.
+    readout_l2: float = 0.0
 
     def check(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -72,6 +77,8 @@ class RateRNNConfig:
             raise ValueError(f"dt_ms must be in (0, tau_min_ms], got {self.dt_ms}")
         if self.noise_std < 0 or self.init_state_std < 0 or self.gain <= 0:
             raise ValueError("noise_std and init_state_std must be >= 0 and gain > 0")
+        if self.readout_l2 < 0 or (self.readout_init_std is not None and not self.readout_init_std > 0):
+            raise ValueError("readout_l2 must be >= 0 and readout_init_std > 0 (or null)")
 
 
 def dale_signs(n_units: int, p_inh: float, generator: torch.Generator) -> torch.Tensor:
@@ -120,10 +127,16 @@ class RateRNN(nn.Module):
         self.w_rec_raw = nn.Parameter(init_recurrent(cfg, signs, g))
         w_in = torch.randn(cfg.n_units, cfg.n_inputs, generator=g)
         self.w_in = nn.Parameter(w_in, requires_grad=cfg.train_input)
-        self.w_out = nn.Parameter(torch.randn(cfg.n_outputs, cfg.n_units, generator=g) / math.sqrt(cfg.n_units))
+        w_out = torch.randn(cfg.n_outputs, cfg.n_units, generator=g)
+        w_out = w_out / math.sqrt(cfg.n_units) if cfg.readout_init_std is None else w_out * cfg.readout_init_std
+        self.w_out = nn.Parameter(w_out)
         self.b_out = nn.Parameter(torch.zeros(cfg.n_outputs))
         self.tau_gate = nn.Parameter(torch.randn(cfg.n_units, generator=g), requires_grad=cfg.train_tau)
         self.phi = ACTIVATIONS[cfg.activation]
+
+    def regularizer(self, rollout: Rollout) -> torch.Tensor:
+        """The term the shared training loop adds to the task loss: ``readout_l2·‖w_out‖²``."""
+        return self.cfg.readout_l2 * self.w_out.pow(2).sum()
 
     # --- the weights the transfer and the analyses read -------------------------------------------
     def w_rec(self) -> torch.Tensor:
