@@ -92,7 +92,9 @@ def search_one(task_name: str, seed: int, n_trials: int, device: str) -> dict:
         batch = task.sample(1000, gen)
         rate_score = task.score(rate_net(batch.inputs, noise=False).outputs, batch)
     t0 = time.perf_counter()
-    result = search_scale(rate_net, task, n_trials=n_trials, seed=seed, device=device)
+    transfer = run_config(task_name, seed).transfer  # the config's grid and LIF parameters
+    result = search_scale(rate_net, task, transfer.scales, n_trials=n_trials, lif_params=transfer.lif, seed=seed,
+                          device=device, keep_readout_bias=transfer.keep_readout_bias)
     search_s = time.perf_counter() - t0
     row = {"task": task_name, "seed": seed, "n_units": rate_net.cfg.n_units, "rate_score": rate_score,
            "best_scale": result.best_scale, "lif_score": result.best_score, "table": result.table,

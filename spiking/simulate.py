@@ -123,6 +123,11 @@ def simulate(
     counts = torch.empty((*shape[:2], n_steps, n_units), device=device, dtype=torch.uint8) if record_counts else None
     raster_trials = min(raster_trials, batch)
     run = _run_sparse if kernel == "sparse" else _run_dense
+    warmup_steps = round(params.warmup_ms / rate_dt_ms)
+    if warmup_steps:  # zero input, nothing recorded: the trial starts from a running network (LIFParams)
+        warm_drive = drive.new_full((batch, warmup_steps, n_units), params.bias_mv)
+        warm_outputs = outputs.new_empty((n_nets, batch, warmup_steps, w_out.shape[1]))
+        _, _, state = run(state, warm_drive, noise, w_rec, w_out, syn, params, substeps, warm_outputs, None, None, 0)
     n_spikes, raster, state = run(state, drive, noise, w_rec, w_out, syn, params, substeps,
                                   outputs, rates, counts, raster_trials)
     return LIFResult(outputs, rates, counts, n_spikes, raster, state, params.dt_ms, n_steps * rate_dt_ms)

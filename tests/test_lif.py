@@ -186,3 +186,20 @@ def test_bad_lif_parameters_raise_one_clear_error():
     with pytest.raises(ValueError, match="kernel"):
         w_rec, w_in, w_out, tau_d = small_network()
         simulate(w_rec, w_in, w_out, tau_d, torch.zeros(1, 1, 2, dtype=F64), kernel="fast")
+
+
+@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+def test_warmup_is_an_unrecorded_zero_input_prefix(kernel):
+    """``warmup_ms`` = the same simulation with that much zero input prepended, the prefix cut from every record."""
+    w_rec, w_in, w_out, tau_d = small_network()
+    inputs = torch.rand(3, 6, 2, generator=torch.Generator().manual_seed(4), dtype=F64)
+    v0 = -65 + 95 * torch.rand(3, w_rec.shape[-1], generator=torch.Generator().manual_seed(5), dtype=F64)
+    quiet = LIFParams(noise_std_mv=0.0)
+    kw = dict(dtype=F64, kernel=kernel, record_counts=True, record_rates=True, v0=v0)
+    warm = simulate(w_rec, w_in, w_out, tau_d, inputs, LIFParams(noise_std_mv=0.0, warmup_ms=20.0), **kw)
+    padded = simulate(w_rec, w_in, w_out, tau_d, torch.cat([torch.zeros(3, 4, 2, dtype=F64), inputs], 1), quiet, **kw)
+    assert padded.counts[:, :, :4].sum() > 0  # the prefix did spike, so cutting it is tested
+    assert torch.allclose(warm.outputs, padded.outputs[:, :, 4:], atol=1e-12, rtol=0)
+    assert torch.allclose(warm.rates, padded.rates[:, :, 4:], atol=1e-12, rtol=0)
+    assert torch.equal(warm.counts, padded.counts[:, :, 4:])
+    assert torch.equal(warm.n_spikes, padded.counts[:, :, 4:].sum(dim=2).to(torch.int64))
