@@ -163,12 +163,15 @@ def lsnn_stage(ctx: RunContext) -> None:
             f"mean rate {ctx.summary['models']['lsnn']['mean_rate_hz']:.1f} Hz")
 
 
-def _fixed_points_figure(fps, trajectories, inputs, path, title: str) -> None:
+def _fixed_points_figure(fps, trajectories, inputs, path, title: str, settle_steps: int = 5) -> None:
     """Trajectories (steps that receive a pulse left out: they would dominate the PCs), points, spectra."""
     driven = (inputs != 0).any(dim=-1)
     if driven.float().mean() < 0.5:  # pulse tasks; where input is on most of the time, every step is shown
+        hidden = driven.clone()
+        for lag in range(1, settle_steps + 1):  # and the first steps of the return from each pulse
+            hidden[:, lag:] |= driven[:, :-lag]
         trajectories = trajectories.clone()
-        trajectories[driven] = float("nan")
+        trajectories[hidden] = float("nan")
     fig = plt.figure(figsize=(11, 4.5))
     ax1 = fig.add_subplot(1, 2, 1, projection="3d" if fps.n_state >= 3 else None)
     plot_fixed_points(fps, trajectories, n_components=3 if fps.n_state >= 3 else 2, ax=ax1)
