@@ -12,6 +12,7 @@ A task is a small object with a time step ``dt_ms``, input/output widths, and tw
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,30 +35,36 @@ class TaskBatch(NamedTuple):
 
 
 @dataclass
-class Task:
-    """Base class; subclasses are dataclasses whose fields are the task's parameters."""
+class Task(abc.ABC):
+    """Base class; subclasses are dataclasses whose fields are the task's parameters and define the five
+    abstract members below (a subclass that misses one cannot be instantiated)."""
 
     dt_ms: float = 5.0
     name: str = field(default="", init=False, repr=False)
     loss_kind: str = field(default="mse", init=False, repr=False)
 
     @property
+    @abc.abstractmethod
     def n_inputs(self) -> int:
-        raise NotImplementedError  # pragma: no cover - every task overrides
+        """Input channels ``I``."""
 
     @property
+    @abc.abstractmethod
     def n_outputs(self) -> int:
-        raise NotImplementedError  # pragma: no cover - every task overrides
+        """Output channels ``O``."""
 
     @property
+    @abc.abstractmethod
     def n_steps(self) -> int:
-        raise NotImplementedError  # pragma: no cover - every task overrides
+        """Steps of ``dt_ms`` per trial ``T``."""
 
+    @abc.abstractmethod
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> TaskBatch:
-        raise NotImplementedError  # pragma: no cover - every task overrides
+        """A whole batch of trials, drawn from ``generator``."""
 
+    @abc.abstractmethod
     def score(self, outputs: torch.Tensor, batch: TaskBatch) -> float:
-        raise NotImplementedError  # pragma: no cover - every task overrides
+        """The task's published criterion on ``outputs [B,T,O]``."""
 
     def held_out(self) -> Task:
         """The task to score held-out trials on (a test split where the task has one)."""
