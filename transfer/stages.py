@@ -171,7 +171,7 @@ def _fixed_points_figure(fps, trajectories, inputs, path, title: str, settle_ste
         for lag in range(1, settle_steps + 1):  # and the first steps of the return from each pulse
             hidden[:, lag:] |= driven[:, :-lag]
         trajectories = trajectories.clone()
-        trajectories[hidden] = float("nan")
+        trajectories[hidden if not hidden.all() else driven] = float("nan")  # something is always left to show
     fig = plt.figure(figsize=(11, 4.5))
     ax1 = fig.add_subplot(1, 2, 1, projection="3d" if fps.n_state >= 3 else None)
     plot_fixed_points(fps, trajectories, n_components=3 if fps.n_state >= 3 else 2, ax=ax1)
