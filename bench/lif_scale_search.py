@@ -34,8 +34,7 @@ CHECKPOINT = Path("runs/transfer_scores/gonogo_seed0.pt")
 
 def load_network():
     if CHECKPOINT.exists():
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            return load_model(CHECKPOINT).eval(), str(CHECKPOINT)
+        return load_model(CHECKPOINT).eval(), str(CHECKPOINT)
     return RateRNN(RateRNNConfig(n_units=200), seed=0).eval(), "untrained RateRNN(n_units=200, seed=0)"
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-import tasks
 from ratenets import RateRNN, load_model, train
 from transfer.config import load_config, with_overrides
 
@@ -61,12 +60,6 @@ def train_one(task_name: str, seed: int) -> dict:
     return row
 
 
-def load_rate_net(path: Path):
-    # Checkpoints written before ratenets stored torch.__version__ as a plain str hold a TorchVersion.
-    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-        return load_model(path)
-
-
 def kim_code_score(task_name: str):
     """The criterion of Kim et al.'s grid-search script (``spiking/lambda_grid_search.m``), which their
     published LIF accuracies use: Go/NoGo looks at the second half only, ``max o[100:] > 0.7`` for Go and
@@ -85,14 +78,15 @@ def kim_code_score(task_name: str):
 def search_one(task_name: str, seed: int, n_trials: int, device: str) -> dict:
     from transfer.search import search_scale
 
-    task = tasks.make(task_name)
-    rate_net = load_rate_net(checkpoint_path(task_name, seed)).eval()
+    cfg = run_config(task_name, seed)  # the config's task, grid and LIF parameters
+    task = cfg.make_task()
+    rate_net = load_model(checkpoint_path(task_name, seed)).eval()
     gen = torch.Generator().manual_seed(1000 + seed)
     with torch.no_grad():
         batch = task.sample(1000, gen)
         rate_score = task.score(rate_net(batch.inputs, noise=False).outputs, batch)
     t0 = time.perf_counter()
-    transfer = run_config(task_name, seed).transfer  # the config's grid and LIF parameters
+    transfer = cfg.transfer
     result = search_scale(rate_net, task, transfer.scales, n_trials=n_trials, lif_params=transfer.lif, seed=seed,
                           device=device, keep_readout_bias=transfer.keep_readout_bias)
     search_s = time.perf_counter() - t0
