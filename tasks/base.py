@@ -8,17 +8,32 @@ A task is a small object with a time step ``dt_ms``, input/output widths, and tw
 
 ``loss_kind`` says how the shared training loop fits it: ``"mse"`` (masked squared error) or
 ``"xent"`` (cross-entropy on the masked steps, targets one-hot).
+
+Parameters are checked when a task is built, so a bad one fails at ``make`` with one line naming it,
+its value and what is allowed, not later inside ``sample``. Types follow the field annotations: an
+``int`` takes integers only (not ``True``, not ``2.5``), a ``float`` takes any finite real number (not
+a bool, nan or inf), a ``str`` a string, a ``bool`` a bool. Ranges are each task's ``check()``; the
+bounds shared by all tasks are ``MAX_STEPS`` and ``MAX_COUNT``.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
+import math
+import numbers
+import types
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass, field, fields
+from typing import ClassVar, NamedTuple
 
 import torch
+
+# Upper bounds on sizes, so that a typo cannot ask for terabytes: a batch holds B·T·(I + 2·O) floats.
+MAX_STEPS = 100_000  # steps in a trial (and any window or delay inside one)
+MAX_COUNT = 1024  # channels, bits and other counts of a trial (e.g. sine frequencies)
 
 
 class TaskBatch(NamedTuple):
@@ -42,6 +57,8 @@ class Task(abc.ABC):
     dt_ms: float = 5.0
     name: str = field(default="", init=False, repr=False)
     loss_kind: str = field(default="mse", init=False, repr=False)
+    # float parameters that may be nan or inf; every other float parameter must be finite
+    nonfinite_ok: ClassVar[tuple[str, ...]] = ()
 
     @property
     @abc.abstractmethod
@@ -71,12 +88,84 @@ class Task(abc.ABC):
         return self
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming the first out-of-range parameter."""
-        if not self.dt_ms > 0:
-            raise ValueError(f"dt_ms must be > 0, got {self.dt_ms}")
+        """Raise ``ValueError`` naming the first out-of-range parameter. Runs after the type checks, so
+        a subclass may compare its parameters freely. ``dt_ms``: finite, > 0."""
+        self._require("dt_ms", self.dt_ms > 0, "> 0")
 
     def __post_init__(self):
+        check_types(self)
         self.check()
+        # A safety net for checks a task misses: sizes a batch is allocated from.
+        for what, value, high in (
+            ("trial length n_steps", self.n_steps, MAX_STEPS),
+            ("input width n_inputs", self.n_inputs, MAX_COUNT),
+            ("output width n_outputs", self.n_outputs, MAX_COUNT),
+        ):
+            if not 1 <= value <= high:
+                raise ValueError(f"the parameters give a {what} of {value}; it must be in [1, {high}]")
+
+    def _require(self, name: str, ok: bool, allowed: str) -> None:
+        """Raise the one-line error for parameter ``name`` unless ``ok``; ``allowed`` says what is allowed."""
+        if not ok:
+            raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+
+    def _require_in(self, name: str, low, high, bounds: str = "") -> None:
+        """Parameter ``name`` must lie in the closed range [low, high]; ``bounds`` says how they are derived
+        from other parameters, e.g. ``"[1, n_steps_total]"``."""
+        allowed = f"in {bounds} = [{low}, {high}]" if bounds else f"in [{low}, {high}]"
+        self._require(name, low <= getattr(self, name) <= high, allowed)
+
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+@functools.cache
+def _parameter_types(cls: type[Task]) -> dict[str, tuple[type, bool]]:
+    """``{field: (type, None allowed)}`` for the constructor's fields, from their annotations."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        if not f.init:
+            continue
+        hint, optional = hints[f.name], False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(hint))
+            hint = args[0] if len(args) == 1 else None
+        if hint not in _KINDS:  # a new task must use a type checked here, or extend the check
+            raise TypeError(f"{cls.__name__}.{f.name}: cannot check parameters of type {hints[f.name]!r}")
+        out[f.name] = (hint, optional)
+    return out
+
+
+def check_types(task: Task) -> None:
+    """Raise ``ValueError`` for the first parameter whose value does not fit its annotation."""
+    for name, (kind, optional) in _parameter_types(type(task)).items():
+        value = getattr(task, name)
+        if value is None and optional:
+            continue
+        # bool is an int subclass, so True would pass as 1 without the explicit exclusion
+        ok = {
+            int: isinstance(value, numbers.Integral) and not isinstance(value, bool),
+            float: isinstance(value, numbers.Real) and not isinstance(value, bool),
+            bool: isinstance(value, bool),
+            str: isinstance(value, str),
+        }[kind]
+        if not ok:
+            allowed = _KINDS[kind] + (" or None" if optional else "")
+            hint = ""
+            if kind is float and isinstance(value, str) and _is_finite_number(value):
+                hint = "; write numbers unquoted (YAML reads 1e-3 as text, 1.0e-3 as a number)"
+            raise ValueError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__}){hint}")
+        if kind is float and name not in task.nonfinite_ok and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def _is_finite_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 _REGISTRY: dict[str, type[Task]] = {}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Task, TaskBatch, r2_score, register
+from .base import MAX_STEPS, Task, TaskBatch, r2_score, register
 
 
 def noisy_evidence(batch_size, n_steps, bias_max, noise_std, generator):
@@ -19,7 +19,9 @@ def noisy_evidence(batch_size, n_steps, bias_max, noise_std, generator):
 @dataclass
 class Integrator(Task):
     """Output the running integral of the input, ``z_t = gain · Σ_{k<=t} u_k · dt/1000``.
-    Score: fraction of target power explained (R² against zero), clipped to [0, 1]."""
+    Score: fraction of target power explained (R² against zero), clipped to [0, 1].
+
+    Allowed: ``n_steps_total`` in [1, MAX_STEPS]; ``bias_max``, ``noise_std`` >= 0; ``gain`` finite."""
 
     n_steps_total: int = 100
     bias_max: float = 1.0
@@ -33,8 +35,9 @@ class Integrator(Task):
 
     def check(self):
         super().check()
-        if self.noise_std < 0 or self.bias_max < 0:
-            raise ValueError("noise_std and bias_max must be >= 0")
+        self._require_in("n_steps_total", 1, MAX_STEPS)
+        self._require("bias_max", self.bias_max >= 0, ">= 0")
+        self._require("noise_std", self.noise_std >= 0, ">= 0")
 
     def sample(self, batch_size, generator=None):
         u = noisy_evidence(batch_size, self.n_steps_total, self.bias_max, self.noise_std, generator)
@@ -49,7 +52,10 @@ class Integrator(Task):
 @dataclass
 class Decision(Task):
     """Report the sign of the integrated noisy evidence (±1) during the last ``report_steps``.
-    Score: fraction of trials whose output at the last step has the right sign."""
+    Score: fraction of trials whose output at the last step has the right sign.
+
+    Allowed: ``n_steps_total`` in [1, MAX_STEPS]; ``report_steps`` in [1, n_steps_total];
+    ``bias_max``, ``noise_std`` >= 0."""
 
     n_steps_total: int = 100
     report_steps: int = 25
@@ -63,8 +69,10 @@ class Decision(Task):
 
     def check(self):
         super().check()
-        if not 1 <= self.report_steps <= self.n_steps_total:
-            raise ValueError("report_steps must be in [1, n_steps_total]")
+        self._require_in("n_steps_total", 1, MAX_STEPS)
+        self._require_in("report_steps", 1, self.n_steps_total, "[1, n_steps_total]")
+        self._require("bias_max", self.bias_max >= 0, ">= 0")
+        self._require("noise_std", self.noise_std >= 0, ">= 0")
 
     def sample(self, batch_size, generator=None):
         u = noisy_evidence(batch_size, self.n_steps_total, self.bias_max, self.noise_std, generator)

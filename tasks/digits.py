@@ -92,7 +92,11 @@ def _dataset(path: str | None, test_fraction: float, seed: int):
 @dataclass
 class SeqDigits(Task):
     """Pixels (``pixels_per_step`` at a time) on the inputs; 10 class logits, scored at the last step.
-    ``split`` is ``train`` or ``test``; ``held_out()`` gives the test split."""
+    ``split`` is ``train`` or ``test``; ``held_out()`` gives the test split.
+
+    Allowed: ``path`` None or a file; ``split`` ``train`` or ``test``; ``pixels_per_step`` a divisor of the
+    pixels of an image (64 for the 8x8 digits, 784 for MNIST); ``test_fraction`` in (0, 1), leaving both
+    splits of the 8x8 digits non-empty; ``split_seed`` >= 0."""
 
     path: str | None = None
     split: str = "train"
@@ -106,11 +110,16 @@ class SeqDigits(Task):
         super().check()
         if self.split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {self.split!r}")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        n_pixels = self._data()["x_train"].shape[1]
-        if self.pixels_per_step < 1 or n_pixels % self.pixels_per_step:
-            raise ValueError(f"pixels_per_step must divide the {n_pixels} pixels of an image")
+        self._require("test_fraction", 0 < self.test_fraction < 1, "in (0, 1)")
+        self._require("split_seed", self.split_seed >= 0, ">= 0")  # numpy's generator takes no negative seed
+        data = self._data()
+        n_pixels = data["x_train"].shape[1]
+        ok = 1 <= self.pixels_per_step <= n_pixels and n_pixels % self.pixels_per_step == 0
+        self._require("pixels_per_step", ok, f"a divisor of the {n_pixels} pixels of an image")
+        for split in ("train", "test"):  # sample() draws from a split, so neither may be empty
+            if len(data[f"y_{split}"]) == 0:
+                source = self.path or f"the 8x8 digits with test_fraction = {self.test_fraction}"
+                raise ValueError(f"the {split} split of {source} is empty")
 
     def _data(self):
         return _dataset(self.path, self.test_fraction, self.split_seed)

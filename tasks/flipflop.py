@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Task, TaskBatch, register, signs
+from .base import MAX_COUNT, MAX_STEPS, Task, TaskBatch, register, signs
 
 
 def hold_last_pulse(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,7 +22,11 @@ def hold_last_pulse(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class FlipFlop(Task):
     """Pulses of ``pulse_steps`` arrive in slots of the same length with probability ``pulse_prob``
     per slot and bit. Scored steps: after a bit's first pulse, outside each pulse and the
-    ``settle_steps`` that follow it. Score: fraction of scored (bit, step) signs correct."""
+    ``settle_steps`` that follow it. Score: fraction of scored (bit, step) signs correct.
+
+    Allowed: ``n_bits`` in [1, MAX_COUNT]; ``n_steps_total`` in [2, MAX_STEPS]; ``pulse_prob`` in (0, 1];
+    ``pulse_steps`` in [1, n_steps_total // 2]; ``settle_steps`` in [0, n_steps_total - pulse_steps - 1] (more
+    would leave no step scored in any trial)."""
 
     n_bits: int = 3
     n_steps_total: int = 200
@@ -32,12 +36,14 @@ class FlipFlop(Task):
 
     def check(self):
         super().check()
-        if self.n_bits < 1:
-            raise ValueError(f"n_bits must be >= 1, got {self.n_bits}")
-        if not 0 < self.pulse_prob <= 1:
-            raise ValueError(f"pulse_prob must be in (0, 1], got {self.pulse_prob}")
-        if self.pulse_steps < 1 or self.n_steps_total < 2 * self.pulse_steps:
-            raise ValueError("pulse_steps must be >= 1 and n_steps_total >= 2 * pulse_steps")
+        self._require_in("n_bits", 1, MAX_COUNT)
+        self._require_in("n_steps_total", 2, MAX_STEPS)
+        self._require("pulse_prob", 0 < self.pulse_prob <= 1, "in (0, 1]")
+        self._require_in("pulse_steps", 1, self.n_steps_total // 2, "[1, n_steps_total // 2]")
+        # The earliest scored step follows a lone pulse in the first slot: it ends at pulse_steps - 1
+        # and scoring starts settle_steps + 1 later, which must still be inside the trial.
+        last = self.n_steps_total - self.pulse_steps - 1
+        self._require_in("settle_steps", 0, last, "[0, n_steps_total - pulse_steps - 1]")
 
     @property
     def n_inputs(self):

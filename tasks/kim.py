@@ -6,14 +6,17 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Task, TaskBatch, crossing_correct, register, signs
+from .base import MAX_STEPS, Task, TaskBatch, crossing_correct, register, signs
 
 
 @register("gonogo")
 @dataclass
 class GoNoGo(Task):
     """A pulse on steps [50, 75) means Go: output 1 from step 75; no pulse means NoGo: output 0.
-    Correct: Go if max o[75:] > 0.7; NoGo if max |o| < 0.3."""
+    Correct: Go if max o[75:] > 0.7; NoGo if max |o| < 0.3.
+
+    Allowed: ``n_steps_total`` in [2, MAX_STEPS]; ``stim_off`` in [stim_on + 1, n_steps_total - 1] (Go is
+    scored on the steps after the pulse, so some must follow it); ``stim_on`` >= 0; ``go_prob`` in [0, 1]."""
 
     n_steps_total: int = 200
     stim_on: int = 50
@@ -26,8 +29,10 @@ class GoNoGo(Task):
 
     def check(self):
         super().check()
-        if not 0 <= self.stim_on < self.stim_off < self.n_steps_total:
-            raise ValueError("need 0 <= stim_on < stim_off < n_steps_total")
+        self._require_in("n_steps_total", 2, MAX_STEPS)
+        self._require_in("stim_on", 0, self.n_steps_total - 2, "[0, n_steps_total - 2]")
+        self._require_in("stim_off", self.stim_on + 1, self.n_steps_total - 1, "[stim_on + 1, n_steps_total - 1]")
+        self._require_in("go_prob", 0, 1)
 
     def sample(self, batch_size, generator=None):
         go = (torch.rand(batch_size, generator=generator) < self.go_prob).float()
@@ -49,7 +54,9 @@ class GoNoGo(Task):
 @dataclass
 class XOR(Task):
     """±1 on channel 1 at [50, 100) and channel 2 at [110, 160); target on [170, 270) is +1 when the
-    two signs differ and -1 when they agree. Correct if o[200:] crosses ±0.7 on the target's side."""
+    two signs differ and -1 when they agree. Correct if o[200:] crosses ±0.7 on the target's side.
+
+    Allowed: ``n_steps_total`` in [270, MAX_STEPS] (the response window ends at step 270)."""
 
     n_steps_total: int = 300
 
@@ -59,8 +66,7 @@ class XOR(Task):
 
     def check(self):
         super().check()
-        if self.n_steps_total < 270:
-            raise ValueError(f"n_steps_total must be >= 270, got {self.n_steps_total}")
+        self._require_in("n_steps_total", 270, MAX_STEPS)
 
     def sample(self, batch_size, generator=None):
         a, b = signs((batch_size,), generator), signs((batch_size,), generator)
@@ -81,7 +87,10 @@ class XOR(Task):
 class Context(Task):
     """Context-dependent integration (Mante et al. 2013) as Kim et al. set it: two noisy channels
     N(±offset, noise_std) on steps [50, 250), two one-hot context channels for the whole trial; the
-    target from step 250 is the sign of the cued channel's mean. Correct if o[-200:] crosses ±0.7."""
+    target from step 250 is the sign of the cued channel's mean. Correct if o[-200:] crosses ±0.7.
+
+    Allowed: ``n_steps_total`` in [450, MAX_STEPS] (200 scored steps after the evidence ends at 250);
+    ``offset`` > 0 (at 0 the cued sign, hence the target, is 0); ``noise_std`` >= 0."""
 
     n_steps_total: int = 500
     offset: float = 0.5
@@ -93,10 +102,9 @@ class Context(Task):
 
     def check(self):
         super().check()
-        if self.n_steps_total < 450:
-            raise ValueError(f"n_steps_total must be >= 450, got {self.n_steps_total}")
-        if self.noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        self._require_in("n_steps_total", 450, MAX_STEPS)
+        self._require("offset", self.offset > 0, "> 0")
+        self._require("noise_std", self.noise_std >= 0, ">= 0")
 
     def sample(self, batch_size, generator=None):
         means = signs((batch_size, 2), generator) * self.offset

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Task, TaskBatch, r2_score, register
+from .base import MAX_COUNT, MAX_STEPS, Task, TaskBatch, r2_score, register
 
 
 def ou_paths(batch_size, n_steps, n_signals, tau_ms, sigma, dt_ms, generator):
@@ -28,7 +28,10 @@ def ou_paths(batch_size, n_steps, n_signals, tau_ms, sigma, dt_ms, generator):
 @dataclass
 class OUTracking(Task):
     """Each input is an independent OU process (time constant ``tau_ms``, stationary std ``sigma``);
-    each output must reproduce its input. Score: fraction of target power explained."""
+    each output must reproduce its input. Score: fraction of target power explained.
+
+    Allowed: ``n_signals`` in [1, MAX_COUNT]; ``n_steps_total`` in [1, MAX_STEPS]; ``tau_ms``, ``sigma`` > 0;
+    ``n_steps_total * dt_ms / tau_ms`` <= 600 (the sampler divides by exp(-that) in float64)."""
 
     n_signals: int = 1
     n_steps_total: int = 200
@@ -41,10 +44,16 @@ class OUTracking(Task):
 
     def check(self):
         super().check()
-        if self.tau_ms <= 0 or self.sigma <= 0 or self.n_signals < 1:
-            raise ValueError("tau_ms and sigma must be > 0 and n_signals >= 1")
-        if self.n_steps_total * self.dt_ms / self.tau_ms > 600:
-            raise ValueError("n_steps_total * dt_ms / tau_ms must be <= 600 (exact sampler range)")
+        self._require_in("n_signals", 1, MAX_COUNT)
+        self._require_in("n_steps_total", 1, MAX_STEPS)
+        self._require("tau_ms", self.tau_ms > 0, "> 0")
+        self._require("sigma", self.sigma > 0, "> 0")
+        span = self.n_steps_total * self.dt_ms / self.tau_ms
+        if not span <= 600:
+            raise ValueError(
+                f"n_steps_total * dt_ms / tau_ms must be <= 600 (exact sampler range), "
+                f"got {self.n_steps_total} * {self.dt_ms} / {self.tau_ms} = {span:g}"
+            )
 
     def sample(self, batch_size, generator=None):
         x = ou_paths(batch_size, self.n_steps_total, self.n_signals, self.tau_ms, self.sigma, self.dt_ms, generator)
@@ -58,7 +67,10 @@ class OUTracking(Task):
 @dataclass
 class Sine(Task):
     """A static input ``j/n_freqs + 0.25`` selects frequency ``freq_min + j·step`` (Hz); the output is
-    ``sin(2π f t)`` from t = 0. Score: fraction of target power explained."""
+    ``sin(2π f t)`` from t = 0. Score: fraction of target power explained.
+
+    Allowed: ``n_freqs`` in [1, MAX_COUNT]; ``n_steps_total`` in [1, MAX_STEPS];
+    0 < ``freq_min_hz`` <= ``freq_max_hz`` < 500 / dt_ms (the Nyquist frequency of the steps)."""
 
     n_freqs: int = 5
     freq_min_hz: float = 1.0
@@ -71,8 +83,13 @@ class Sine(Task):
 
     def check(self):
         super().check()
-        if self.n_freqs < 1 or not 0 < self.freq_min_hz <= self.freq_max_hz:
-            raise ValueError("need n_freqs >= 1 and 0 < freq_min_hz <= freq_max_hz")
+        self._require_in("n_freqs", 1, MAX_COUNT)
+        self._require_in("n_steps_total", 1, MAX_STEPS)
+        ok = 0 < self.freq_min_hz <= self.freq_max_hz
+        self._require("freq_min_hz", ok, f"in (0, freq_max_hz = {self.freq_max_hz}]")
+        # At or above Nyquist the sampled sine aliases to a lower frequency (or to zeros at exactly Nyquist).
+        nyquist = 500 / self.dt_ms
+        self._require("freq_max_hz", self.freq_max_hz < nyquist, f"< 500 / dt_ms = {nyquist:g} (the Nyquist frequency)")
 
     def sample(self, batch_size, generator=None):
         j = torch.randint(0, self.n_freqs, (batch_size,), generator=generator)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Task, TaskBatch, register, uniform_int
+from .base import MAX_STEPS, Task, TaskBatch, register, uniform_int
 
 
 @register("cue_set_go")
@@ -16,7 +16,11 @@ class CueSetGo(Task):
     ``interval_min + (1 - a)/0.8 · (interval_max - interval_min)`` steps; a pulse on channel 2 is Go.
     Target: 0 before Go, then a ramp reaching 1 after the interval, held at 1.
     Correct: the output stays < 0.5 before Go and first crosses 0.9 within ``tolerance`` (fraction of
-    the interval) of the target's crossing."""
+    the interval) of the target's crossing.
+
+    Allowed: ``n_steps_total`` in [1, MAX_STEPS]; 1 <= ``interval_min`` <= ``interval_max``;
+    0 <= ``go_min`` <= ``go_max``; ``go_max + interval_max + 5 <= n_steps_total`` (the latest ramp ends
+    inside the trial, so every trial's crossing can be scored); ``tolerance`` in [0, 1]."""
 
     n_steps_total: int = 150
     interval_min: int = 20
@@ -31,10 +35,18 @@ class CueSetGo(Task):
 
     def check(self):
         super().check()
-        if not 0 < self.interval_min <= self.interval_max:
-            raise ValueError("need 0 < interval_min <= interval_max")
-        if self.go_max + self.interval_max + 5 > self.n_steps_total:
-            raise ValueError("n_steps_total must exceed go_max + interval_max + 5")
+        self._require_in("n_steps_total", 1, MAX_STEPS)
+        self._require("interval_max", self.interval_max >= 1, ">= 1")
+        self._require_in("interval_min", 1, self.interval_max, "[1, interval_max]")
+        self._require("go_max", self.go_max >= 0, ">= 0")
+        self._require_in("go_min", 0, self.go_max, "[0, go_max]")
+        end = self.go_max + self.interval_max + 5
+        if end > self.n_steps_total:
+            raise ValueError(
+                f"go_max + interval_max + 5 must be <= n_steps_total = {self.n_steps_total} so that the latest "
+                f"ramp ends inside the trial, got {self.go_max} + {self.interval_max} + 5 = {end}"
+            )
+        self._require_in("tolerance", 0, 1)
 
     def sample(self, batch_size, generator=None):
         amp = 0.2 + 0.8 * torch.rand(batch_size, generator=generator)

@@ -1,14 +1,22 @@
 """Every registered task passes the same checks; a few tasks get known-answer checks of their own."""
 
+import dataclasses
 import gzip
 import math
+import re
+import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import tasks
+from tasks.base import MAX_COUNT, MAX_STEPS, Task
 from tasks.flipflop import hold_last_pulse
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", tasks.names())
@@ -38,6 +46,139 @@ def test_unknown_task_and_parameter_say_what_is_allowed():
         tasks.make("flipflop", n_bit=3)
     with pytest.raises(ValueError, match="pulse_prob"):
         tasks.make("flipflop", pulse_prob=0)
+
+
+def parameters(name, kind):
+    """The names of task ``name``'s constructor parameters annotated ``kind``."""
+    cls = type(tasks.make(name))
+    hints = typing.get_type_hints(cls)
+    return [f.name for f in dataclasses.fields(cls) if f.init and hints[f.name] is kind]
+
+
+def rejected(name, **params) -> str:
+    """The message of the ValueError that ``make`` raises; it must be one line."""
+    with pytest.raises(ValueError) as info:
+        tasks.make(name, **params)
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+def names_parameter(message, param) -> bool:
+    return re.search(rf"\b{param}\b", message) is not None
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_int_parameters_reject_bools_and_floats(name):
+    ints = parameters(name, int)
+    assert ints
+    for param in ints:
+        for bad in (True, 2.5, 3.0):  # True would pass as 1, 3.0 as 3: both are typos for an int
+            message = rejected(name, **{param: bad})
+            assert message.startswith(f"{param} must be an integer, got {bad!r} ({type(bad).__name__})"), message
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_float_parameters_must_be_finite_numbers(name):
+    floats = parameters(name, float)
+    assert "dt_ms" in floats
+    for param in floats:
+        for bad in (math.inf, -math.inf, math.nan):
+            assert rejected(name, **{param: bad}) == f"{param} must be a finite number, got {bad!r}"
+        assert rejected(name, **{param: False}).startswith(f"{param} must be a number, got False (bool)")
+        assert rejected(name, **{param: "1e-3"}).startswith(f"{param} must be a number, got '1e-3' (str)")
+    for bad in (0, -5.0):
+        assert rejected(name, dt_ms=bad) == f"dt_ms must be > 0, got {bad!r}"
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_sizes_have_an_upper_bound(name):
+    sizes = [p for p in parameters(name, int) if not p.endswith("_seed")]  # a seed is not a size
+    assert sizes
+    for param in sizes:
+        for bad in (10**9, -1):
+            message = rejected(name, **{param: bad})
+            assert names_parameter(message, param) and str(bad) in message, message
+
+
+def test_strings_are_checked_too():
+    assert rejected("seq_digits", split=1) == "split must be a string, got 1 (int)"
+    assert rejected("seq_digits", path=3) == "path must be a string or None, got 3 (int)"
+    assert rejected("seq_digits", split="dev") == "split must be 'train' or 'test', got 'dev'"
+
+
+def test_scored_windows_are_never_empty():
+    # flip-flop: the first scored step comes settle_steps + 1 after a pulse in the first slot
+    ok = tasks.make("flipflop", n_steps_total=12, pulse_steps=5, settle_steps=6, pulse_prob=0.5)
+    assert ok.sample(64, torch.Generator().manual_seed(0)).mask.sum() > 0
+    assert rejected("flipflop", n_steps_total=12, pulse_steps=5, settle_steps=7) == (
+        "settle_steps must be in [0, n_steps_total - pulse_steps - 1] = [0, 6], got 7"
+    )
+    assert rejected("flipflop", settle_steps=200).startswith("settle_steps must be")
+    assert rejected("flipflop", pulse_steps=101).startswith("pulse_steps must be in [1, n_steps_total // 2] = [1, 100]")
+    # Go/NoGo: the Go response is scored after the stimulus, so stim_off must leave a step
+    tasks.make("gonogo", n_steps_total=30, stim_on=5, stim_off=29)
+    assert rejected("gonogo", n_steps_total=30, stim_on=5, stim_off=30).endswith("= [6, 29], got 30")
+    assert rejected("gonogo", stim_on=75) == "stim_off must be in [stim_on + 1, n_steps_total - 1] = [76, 199], got 75"
+    # decision: the report window
+    for bad in (0, 101):
+        message = rejected("decision", report_steps=bad)
+        assert message == f"report_steps must be in [1, n_steps_total] = [1, 100], got {bad}"
+    # fixed response windows and the interval-timing ramp
+    assert rejected("xor", n_steps_total=269).startswith("n_steps_total must be in [270,")
+    assert rejected("context", n_steps_total=449).startswith("n_steps_total must be in [450,")
+    tasks.make("cue_set_go", n_steps_total=105)
+    assert names_parameter(rejected("cue_set_go", n_steps_total=104), "go_max")
+    assert rejected("cue_set_go", go_min=41) == "go_min must be in [0, go_max] = [0, 40], got 41"
+    # sequential digits: a split with no example could not be sampled
+    assert "test split" in rejected("seq_digits", test_fraction=1e-4)
+
+
+def test_probabilities_and_other_ranges():
+    assert rejected("flipflop", pulse_prob=1.5) == "pulse_prob must be in (0, 1], got 1.5"
+    assert rejected("gonogo", go_prob=-0.1) == "go_prob must be in [0, 1], got -0.1"
+    assert rejected("cue_set_go", tolerance=2.0) == "tolerance must be in [0, 1], got 2.0"
+    assert rejected("flipflop", n_bits=MAX_COUNT + 1) == f"n_bits must be in [1, {MAX_COUNT}], got {MAX_COUNT + 1}"
+    assert rejected("integrator", n_steps_total=MAX_STEPS + 1).startswith(f"n_steps_total must be in [1, {MAX_STEPS}]")
+    assert names_parameter(rejected("sine", freq_max_hz=100.0), "freq_max_hz")  # Nyquist at 5 ms steps
+    assert names_parameter(rejected("ou_tracking", tau_ms=1.0), "tau_ms")
+    assert rejected("seq_digits", split_seed=-1) == "split_seed must be >= 0, got -1"  # numpy's seeds are >= 0
+    assert tasks.make("flipflop", n_bits=MAX_COUNT).n_inputs == MAX_COUNT
+
+
+def test_generic_checks_cover_a_task_that_checks_nothing():
+    @dataclasses.dataclass
+    class Unchecked(Task):
+        n_steps_total: int = 10
+        horizon_ms: float = math.inf
+        nonfinite_ok = ("horizon_ms",)  # a task may allow inf or nan for a float it names
+
+        n_inputs = property(lambda self: 1)
+        n_outputs = property(lambda self: 1)
+        n_steps = property(lambda self: self.n_steps_total)
+
+        def sample(self, batch_size, generator=None):
+            raise NotImplementedError
+
+        def score(self, outputs, batch):
+            raise NotImplementedError
+
+    Unchecked()
+    with pytest.raises(ValueError, match=rf"trial length n_steps of 0; it must be in \[1, {MAX_STEPS}\]"):
+        Unchecked(n_steps_total=0)
+    with pytest.raises(ValueError, match="n_steps_total must be an integer"):
+        Unchecked(n_steps_total=2.0)
+    with pytest.raises(ValueError, match="dt_ms must be a finite number"):
+        Unchecked(dt_ms=math.inf)
+    with pytest.raises(ValueError, match="horizon_ms must be a number"):
+        Unchecked(horizon_ms="inf")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_task_constructs(path):
+    section = yaml.safe_load(path.read_text())["task"]
+    task = tasks.make(section["name"], **section.get("params", {}))
+    assert task.sample(2, torch.Generator().manual_seed(0)).mask.sum() > 0
 
 
 def test_flipflop_holds_the_last_pulse():
