@@ -1,23 +1,45 @@
-"""``report.md``: the page a scientist reads first: what ran, how well, and the figures."""
+"""``report.md``: the page a scientist reads first: what ran, how well, each stage's own lines, the figures.
+Built from the summary's stages that still hold (the runner has dropped the others)."""
 
 from __future__ import annotations
 
-from .pipeline import RunContext
-from .results import atomic_write_text
+from .context import RunContext
+from .outputs import REPORT
+from .registry import STAGES, ordered
 
 
 def _fmt(x, digits=3):
-    return "–" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+    if isinstance(x, bool) or x is None:
+        return "–"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def write_report(ctx: RunContext) -> None:
-    s, cfg = ctx.summary, ctx.cfg
+def _model_notes(m: dict) -> str:
+    notes = []
+    if "n_units" in m:
+        notes.append(f"{m['n_units']} units")
+    if "train_steps" in m:
+        notes.append(f"{m['train_steps']} updates")
+    t = m.get("tau_ms")
+    if isinstance(t, dict) and all(isinstance(t.get(k), (int, float)) for k in ("min", "median", "max")):
+        notes.append(f"τ {t['min']:.0f}–{t['max']:.0f} ms (median {t['median']:.0f})")
+    if isinstance(m.get("mean_rate_hz"), (int, float)):
+        notes.append(f"mean rate {m['mean_rate_hz']:.1f} Hz")
+    if isinstance(m.get("scale_factor"), (int, float)):
+        notes.append(f"λ = {m['scale_factor']:g}")
+    return ", ".join(notes)
+
+
+def build_report(ctx: RunContext) -> str:
+    s, cfg, task = ctx.summary, ctx.cfg, ctx.task
+    done = [st for st in ordered(n for n in s.get("stages", {}) if n in STAGES)]
     lines = [
-        f"# Run `{cfg.name}`: {ctx.task.name}",
+        f"# Run `{cfg.name}`: {task.name}",
         "",
-        f"Task `{ctx.task.name}` ({ctx.task.n_steps} steps of {ctx.task.dt_ms:g} ms, "
-        f"{ctx.task.n_inputs} inputs, {ctx.task.n_outputs} outputs), seed {cfg.seed}, device `{ctx.device}`.",
-        "Scores use the task's published criterion on held-out trials.",
+        f"Task `{task.name}` ({task.n_steps} steps of {task.dt_ms:g} ms, {task.n_inputs} inputs, "
+        f"{task.n_outputs} outputs), seed {cfg.seed}, device `{ctx.device}`.",
+        f"Stages done: {', '.join(st.name for st in done) or 'none'}. "
+        "Scores use the task's published criterion on held-out trials that chose nothing.",
         "",
         "## Models",
         "",
@@ -25,43 +47,21 @@ def write_report(ctx: RunContext) -> None:
         "| --- | --- | --- | --- |",
     ]
     for name, m in s.get("models", {}).items():
-        notes = []
-        if "n_units" in m:
-            notes.append(f"{m['n_units']} units")
-        if "train_steps" in m:
-            notes.append(f"{m['train_steps']} updates")
-        if "tau_ms" in m:
-            t = m["tau_ms"]
-            notes.append(f"τ {t['min']:.0f}–{t['max']:.0f} ms (median {t['median']:.0f})")
-        if "mean_rate_hz" in m:
-            notes.append(f"mean rate {m['mean_rate_hz']:.1f} Hz")
-        lines.append(f"| {name} | {_fmt(m.get('score'))} | {m.get('n_trials', '–')} | {', '.join(notes)} |")
-    if "transfer" in s:
-        t = s["transfer"]
-        lines += ["", "## Rate → LIF transfer", "", f"Best scaling factor {t['scale']:g}.", ""]
-        lines += ["| scale | LIF score |", "| --- | --- |"] + [f"| {a:g} | {b:.3f} |" for a, b in t["scan"]]
-    if s.get("fixed_points"):
-        lines += ["", "## Fixed points", "", "At zero input, started from held-out states.", "",
-                  "| model | points | by index (0 = stable) | max q | analysed through |",
-                  "| --- | --- | --- | --- | --- |"]
-        for name, fp in s["fixed_points"].items():
-            idx = ", ".join(f"{k}: {v}" for k, v in sorted(fp["by_index"].items(), key=lambda kv: int(kv[0])))
-            max_q = f"{fp['max_q']:.1e}" if fp["n"] else "–"
-            lines.append(f"| {name} | {fp['n']} | {idx or '–'} | {max_q} | {fp.get('analysed', '')} |")
-        check = s["fixed_points"].get("lif", {}).get("memory_check")
-        if check and "fraction_at_corresponding_point" in check:
-            lines += ["", f"LIF states during held memories ({check['n_settled_steps']} settled steps): "
-                      f"{check['fraction_at_corresponding_point']:.0%} lie nearest the stable point of the rate map "
-                      "that holds the same bits (median distance "
-                      f"{check['median_distance_over_point_spacing']:.2f}× the median spacing between points)."]
+        lines.append(f"| {name} | {_fmt(m.get('score'))} | {m.get('n_trials', '–')} | {_model_notes(m)} |")
+    for st in done:
+        if st.report is not None:
+            lines += [""] + st.report(ctx)
+    timings = s.get("timings_s", {})
     lines += ["", "## Time per stage", "", "| stage | seconds |", "| --- | --- |"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in s.get("timings_s", {}).items()]
-    figures = sorted((ctx.out / "figures").glob("*.png")) if (ctx.out / "figures").exists() else []
-    stage_order = {"rate": 0, "transfer": 1, "lif": 1, "lsnn": 2, "fixed": 3}
-    figures.sort(key=lambda f: stage_order.get(f.stem.split("_")[0], 4))  # in the order the stages ran
+    lines += [f"| {st.name} | {_fmt(timings.get(st.name), 1)} |" for st in done]
+    figures = [f[1] for st in done for f in s["stages"][st.name].get("files", []) if f[0] == "figure"]
     if figures:
         lines += ["", "## Figures", ""]
-        for f in figures:
-            lines += [f"### {f.stem.replace('_', ' ')}", "", f"![{f.stem}](figures/{f.name})", ""]
+        for name in figures:
+            lines += [f"### {name.replace('_', ' ')}", "", f"![{name}](figures/{name}.png)", ""]
     lines += ["", "Files: `config.yaml` (as run), `summary.json`, `results.h5`, `checkpoints/`.", ""]
-    atomic_write_text(ctx.out / "report.md", "\n".join(lines))
+    return "\n".join(lines)
+
+
+def write_report(ctx: RunContext) -> None:
+    ctx.writer.text(REPORT, build_report(ctx))

@@ -1,174 +1,281 @@
-"""The pipeline: build the task, run each stage in order, write the run directory.
+"""The runner: validate everything, lock the run folder, then run each configured stage that is not
+done, in order, and write the report.
 
-Each stage is a function of a ``RunContext`` that trains or analyses one thing, records its figures
-in ``summary`` and its arrays in ``results.h5``. A stage whose output exists is skipped (unless
-``force``); ``summary.json`` is rewritten after every stage, so an interrupted run keeps everything
-finished and resumes the unfinished stage from its checkpoint.
+``summary.json`` keeps one record per finished stage: the settings it ran with (the task with every
+default filled in, the seed, its own section), a fingerprint of what it produced (the weights of its
+checkpoints, else its summary entries), the fingerprints of the stages it read, and the files it
+wrote. A stage counts as done only when all of that still holds on disk: the files are there and
+readable, the checkpoints still carry the recorded weights, and what it read has not changed since.
+A stage whose inputs changed is invalidated together with the files it derived from them; one whose
+own files went missing is recomputed (a model stage from its finished checkpoint, without training).
+
+Nothing is deleted before everything is validated; a forced stage keeps its old checkpoint until the
+new one is complete; a stage's old outputs are replaced only when its new ones are written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
-from ratenets import load_model, resolve_device
-from ratenets.checkpoint import load_checkpoint, versions
-from tasks import Task
+from ratenets import CheckpointError, load_checkpoint, resolve_device
+from ratenets.checkpoint import versions
 
+from . import report
 from .config import RunConfig, dump_config, to_dict
-from .results import atomic_write_text, read_json, write_json
+from .context import RunContext, RunError
+from .lock import RunLock, RunLocked
+from .outputs import CONFIG, RESULTS, SUMMARY, OutputError, RunWriter, _jsonable, h5_has, h5_readable, read_json
+from .registry import STAGES, Stage, ordered
 
 
-class RunError(RuntimeError):
-    """A run that cannot go on for a reason the user can fix; the message is one line."""
+def _differences(old, new, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            key = f"{prefix}{k}"
+            if k not in old:
+                out.append(f"{key}: (not set) -> {new[k]!r}")
+            elif k not in new:
+                out.append(f"{key}: {old[k]!r} -> (not set)")
+            else:
+                out += _differences(old[k], new[k], key + ".")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-@dataclass
-class RunContext:
-    cfg: RunConfig
-    out: Path
-    task: Task
-    device: torch.device
-    summary: dict
-    force: bool = False
-    log: Callable[[str], None] = print
-
-    def checkpoint(self, model: str) -> Path:
-        return self.out / "checkpoints" / f"{model}.pt"
-
-    def figure(self, name: str) -> Path:
-        return self.out / "figures" / f"{name}.png"
-
-    @property
-    def h5(self) -> Path:
-        return self.out / "results.h5"
-
-    def load_model(self, name: str) -> torch.nn.Module:
-        """A trained model of this run, from its checkpoint; a missing one is a ``RunError`` naming the stage."""
-        if not self.checkpoint(name).exists():
-            raise RunError(f"no {name} checkpoint in {self.out}: run the {name} stage first (--stages {name},...)")
-        return load_model(self.checkpoint(name)).to(self.device).eval()
-
-    def eval_generator(self) -> torch.Generator:
-        """Held-out trials: a stream no training or validation batch draws from."""
-        return torch.Generator().manual_seed(self.cfg.seed + 20_000)
+def stage_settings(cfg: RunConfig, stage: Stage) -> dict:
+    """What a stage's results depend on besides the stages it reads (compared as JSON would store it)."""
+    settings = {"seed": cfg.seed, "task": cfg.resolved_task()}
+    if stage.section is not None:
+        settings[stage.name] = to_dict(cfg.section(stage.name))
+    return json.loads(json.dumps(_jsonable(settings)))
 
 
-@dataclass
-class Stage:
-    name: str
-    run: Callable[[RunContext], None]
-    done: Callable[[RunContext], bool]
-    checkpoints: tuple[str, ...] = field(default_factory=tuple)
-    sections: tuple[str, ...] = field(default_factory=tuple)
+class Verdicts:
+    """Which recorded stages still hold, and why not; checkpoint fingerprints cached by file identity."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self._fp_cache: dict = {}
+
+    def checkpoint_fingerprint(self, path: Path) -> str:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in self._fp_cache:
+            payload = load_checkpoint(path)
+            h = hashlib.sha256()
+            for name in sorted(payload["model_state"]):
+                t = payload["model_state"][name]
+                h.update(name.encode())
+                h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+                h.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+            self._fp_cache[key] = h.hexdigest()[:20]
+        return self._fp_cache[key]
+
+    def fingerprint(self, stage: Stage, files) -> str:
+        ckpts = sorted(name for kind, name, _ in files if kind == "checkpoint")
+        if ckpts:
+            return "+".join(self.checkpoint_fingerprint(self.ctx.writer.checkpoint_path(c)) for c in ckpts)
+        s = self.ctx.summary
+        owned = {k: s.get(k) for k in stage.summary_keys} | {m: s["models"].get(m) for m in stage.models}
+        return hashlib.sha256(json.dumps(_jsonable(owned), sort_keys=True).encode()).hexdigest()[:20]
+
+    def current_inputs(self, stage: Stage) -> dict:
+        """Fingerprints of the stages ``stage`` reads that are done now."""
+        records = self.ctx.summary.get("stages", {})
+        return {n: records[n]["fingerprint"] for n in stage.needs if n in records and self.problem(n) is None}
+
+    def problem(self, name: str) -> str | None:
+        """None when the recorded stage ``name`` still holds, else why not (one phrase)."""
+        ctx = self.ctx
+        record = ctx.summary.get("stages", {}).get(name)
+        stage = STAGES[name]
+        if not isinstance(record, dict):
+            return "not run"
+        models = ctx.summary.get("models", {})
+        for m in stage.models:
+            entry = models.get(m)
+            if not isinstance(entry, dict) or not isinstance(entry.get("score"), (int, float)):
+                return f"no score for model {m} in the summary"
+        for key in stage.summary_keys:
+            if ctx.summary.get(key) in (None, {}, []):
+                return f"nothing under {key} in the summary"
+        try:
+            files = [tuple(f) for f in record["files"]]
+            for kind, fname, detail in files:
+                if kind == "checkpoint":
+                    path = ctx.writer.checkpoint_path(fname)
+                    if not path.exists():
+                        return f"checkpoints/{fname}.pt is missing"
+                    if not load_checkpoint(path).get("done"):
+                        return f"checkpoints/{fname}.pt is unfinished"
+                elif kind == "h5" and not h5_has(ctx.writer.results, fname, detail):
+                    return f"{RESULTS} lacks {fname}"
+                elif kind == "figure" and not ctx.writer.figure_path(fname).exists():
+                    return f"figures/{fname}.png is missing"
+            if self.fingerprint(stage, files) != record["fingerprint"]:
+                return "its checkpoint holds other weights than the recorded ones"
+        except CheckpointError as e:
+            return str(e)
+        except (KeyError, TypeError, ValueError):
+            return "its record in the summary is malformed"
+        if record.get("inputs") != self.current_inputs(stage):
+            return "the results it was computed from have changed"
+        return None
 
 
-STAGES: dict[str, Stage] = {}
-
-
-def stage(name: str, done: Callable[[RunContext], bool], checkpoints: tuple[str, ...] = (),
-          sections: tuple[str, ...] = ()):
-    """Register a stage; stages run in the order they are registered. ``sections``: the config section(s)
-    of the stage itself (besides name, seed and task); a stage's inputs are guarded by their own stages."""
-
-    def wrap(fn):
-        STAGES[name] = Stage(name, fn, done, checkpoints, sections)
-        return fn
-
-    return wrap
-
-
-def model_done(name: str) -> Callable[[RunContext], bool]:
-    """A model's stage is done when the summary has its score and its checkpoint is finished."""
-
-    def done(ctx: RunContext) -> bool:
-        if name not in ctx.summary.get("models", {}) or not ctx.checkpoint(name).exists():
-            return False
-        return bool(load_checkpoint(ctx.checkpoint(name)).get("done"))
-
-    return done
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(old) | set(new)):
-        key = f"{prefix}{k}"
-        if k not in old:
-            continue  # a section added since this run began (a newer version's stage) changes nothing done
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, key + ".")
-        elif a != b:
-            out.append(f"{key}: {a!r} -> {b!r}")
-    return out
-
-
-def _check_same_run(ctx: RunContext) -> None:
-    """Refuse to mix results of two configs: a changed setting that a finished stage used is an error
-    (a changed setting of a stage still to run is fine)."""
-    path = ctx.out / "config.yaml"
-    if not path.exists():
+def _drop(ctx: RunContext, name: str, stale: bool) -> None:
+    """Forget stage ``name``: its record and summary entries; when ``stale`` (computed from results that
+    changed) also the files it wrote, which would otherwise claim what no longer holds."""
+    stage = STAGES[name]
+    record = ctx.summary.get("stages", {}).pop(name, None)
+    for m in stage.models:
+        ctx.summary.get("models", {}).pop(m, None)
+    for key in stage.summary_keys:
+        ctx.summary.pop(key, None)
+    ctx.summary.get("timings_s", {}).pop(name, None)
+    if not stale or not isinstance(record, dict):
         return
-    try:
-        old = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise RunError(f"{path} is corrupt; use --force to start the run over") from None
-    new = to_dict(ctx.cfg)
-    for name, st in STAGES.items():
-        if not st.done(ctx):
+    files = [tuple(f) for f in record.get("files", [])]
+    ctx.writer.remove_h5_groups([n for kind, n, _ in files if kind == "h5"])
+    for kind, fname, _ in files:
+        if kind == "figure":
+            ctx.writer.figure_path(fname).unlink(missing_ok=True)
+        elif kind == "checkpoint":
+            ctx.writer.checkpoint_path(fname).unlink(missing_ok=True)
+
+
+def _settle(ctx: RunContext, verdicts: Verdicts) -> None:
+    """Drop every recorded stage that no longer holds (in run order, so downstream sees upstream's verdict)."""
+    records = ctx.summary.setdefault("stages", {})
+    for stage in ordered([n for n in records if n in STAGES]):
+        why = verdicts.problem(stage.name)
+        if why is not None:
+            stale = why == "the results it was computed from have changed"
+            ctx.log(f"{stage.name}: earlier results no longer hold ({why}); {'removed' if stale else 'to redo'}")
+            _drop(ctx, stage.name, stale)
+
+
+def _check_settings(ctx: RunContext) -> None:
+    """A finished stage run with other settings is an error (without --force): nothing is mixed."""
+    for name, record in ctx.summary.get("stages", {}).items():
+        if name not in STAGES or not isinstance(record, dict):
             continue
-        keys = ("name", "seed", "task", *st.sections)
-        diff = _differences({k: old[k] for k in keys if k in old}, {k: new.get(k) for k in keys if k in old})
+        diff = _differences(record.get("settings"), stage_settings(ctx.cfg, STAGES[name]))
         if diff:
             hint = "use --force to recompute or --out for another folder"
             raise RunError(f"{ctx.out} holds a {name} stage run with another config ({diff[0]}); {hint}")
 
 
+def _load_summary(writer: RunWriter, force: bool, log) -> dict:
+    path = writer.out / SUMMARY
+    if not path.exists():
+        return {}
+    try:
+        return read_json(path)
+    except OutputError as e:
+        if not force:
+            raise RunError(f"{e}; use --force to set it aside and start the summary over") from None
+        log(f"{SUMMARY} is corrupt: kept as {writer.set_aside(SUMMARY, str(e)).name}; starting the summary over")
+        return {}
+
+
+def _prepare(cfg: RunConfig, out: Path):
+    """Everything that can be checked before the run folder is touched."""
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    task = cfg.make_task()
+    if out.exists() and not out.is_dir():
+        raise RunError(f"cannot use {out} as the run folder: a file of that name is in the way")
+    return device, task
+
+
 def run_pipeline(cfg: RunConfig, out_root: Path = Path("runs"), force: bool = False, log=print) -> dict:
     """Run the configured stages and the report; return the summary."""
-    from . import report, stages  # noqa: F401  (stages register themselves on import)
-
     out = Path(out_root) / cfg.name
-    if force and out.exists():
-        for name in cfg.stages:
-            for ckpt in STAGES[name].checkpoints:
-                (out / "checkpoints" / f"{ckpt}.pt").unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    task = cfg.make_task()
-    summary_path = out / "summary.json"
+    device, task = _prepare(cfg, out)
     try:
-        summary = read_json(summary_path) if summary_path.exists() else {}
-    except ValueError as e:
-        if not force:
-            raise RunError(str(e)) from None
-        summary = {}  # --force starts a corrupt summary over
+        with RunLock(out):
+            return _run_locked(cfg, out, device, task, force, log)
+    except RunLocked as e:
+        raise RunError(str(e)) from None
+    except OSError as e:
+        where = e.filename or out
+        raise RunError(f"cannot write the run folder {out}: {e.strerror or e} ({where})") from None
+
+
+def _run_locked(cfg, out, device, task, force, log) -> dict:
+    writer = RunWriter(out)
+    summary = _load_summary(writer, force, log)
+    results = out / RESULTS
+    if results.exists() and not h5_readable(results):
+        log(f"{RESULTS} is unreadable: kept as {writer.set_aside(RESULTS, 'unreadable').name}; its stages are redone")
+    ctx = RunContext(cfg, out, task, device, summary, writer, force, log)
+    if not force:
+        _check_settings(ctx)
+    # Validated: from here on the folder may change.
+    for p in writer.remove_stale_temps():
+        log(f"removed {p.name}, left by an interrupted write")
+    for p in (out / "checkpoints").glob("*.pending.pt") if (out / "checkpoints").is_dir() else ():
+        p.unlink()
+        log(f"removed {p.name}, left by an interrupted --force")
     summary.setdefault("models", {})
     summary.setdefault("timings_s", {})
-    ctx = RunContext(cfg, out, task, device, summary, force, log)
-    if not force:
-        _check_same_run(ctx)
-    summary["task"] = {"name": task.name, "dt_ms": task.dt_ms, "n_steps": task.n_steps, **cfg.task.params}
+    summary.setdefault("stages", {})
+    verdicts = Verdicts(ctx)
+    if force:  # stages run with other settings, and not rerun now, are dropped (config.yaml will say otherwise)
+        for name, record in list(summary["stages"].items()):
+            if name in STAGES and name not in cfg.stages and _differences(
+                    record.get("settings"), stage_settings(cfg, STAGES[name])):
+                log(f"{name}: earlier results were computed with other settings; no longer reported")
+                _drop(ctx, name, stale=False)
+    _settle(ctx, verdicts)
+    summary["task"] = cfg.resolved_task() | {"dt_ms": task.dt_ms, "n_steps": task.n_steps}
     summary["versions"] = versions()
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    writer.text(CONFIG, dump_config(cfg))
+    writer.json(SUMMARY, summary)
     log(f"run {cfg.name}: task {task.name}, device {device}, writing {out}")
-    for name in STAGES:
-        if name not in cfg.stages:
+    for stage in ordered(cfg.stages):
+        if not force and verdicts.problem(stage.name) is None:
+            log(f"{stage.name}: done before, skipped (use --force to recompute)")
             continue
-        st = STAGES[name]
-        if not force and st.done(ctx):
-            log(f"{name}: done before, skipped (use --force to recompute)")
-            continue
-        t0 = time.perf_counter()
-        st.run(ctx)
-        summary["timings_s"][name] = round(time.perf_counter() - t0, 2)
-        write_json(summary_path, summary)
+        _run_stage(ctx, stage, verdicts)
+        _settle(ctx, verdicts)  # what read this stage's old results no longer holds
+        writer.json(SUMMARY, summary)
+    _settle(ctx, verdicts)
+    writer.json(SUMMARY, summary)
     report.write_report(ctx)
-    write_json(summary_path, summary)
     log(f"report: {out / 'report.md'}")
     return summary
+
+
+def _run_stage(ctx: RunContext, stage: Stage, verdicts: Verdicts) -> None:
+    if stage.name in ctx.summary["stages"]:  # forced: the old record goes now, its files when replaced
+        _drop(ctx, stage.name, stale=False)
+        ctx.writer.json(SUMMARY, ctx.summary)
+    ctx.stage, ctx.pending = stage.name, {}
+    ctx.writer.track()
+    inputs = verdicts.current_inputs(stage)
+    t0 = time.perf_counter()
+    try:
+        stage.run(ctx)
+    finally:
+        ctx.stage = None
+    for model, path in ctx.pending.items():  # a forced stage's new checkpoints replace the old ones now
+        path.replace(ctx.writer.checkpoint_path(model))
+    ctx.pending = {}
+    files = sorted(set(ctx.writer.written))
+    ctx.summary["timings_s"][stage.name] = round(time.perf_counter() - t0, 2)
+    ctx.summary["stages"][stage.name] = {
+        "settings": stage_settings(ctx.cfg, stage),
+        "inputs": inputs,
+        "fingerprint": verdicts.fingerprint(stage, files),
+        "files": [list(f) for f in files],
+    }

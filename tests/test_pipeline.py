@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from ratenets import RateRNN, load_checkpoint
-from transfer.config import ConfigError, load_config
-from transfer.run import main
+from pipeline.config import ConfigError, load_config
+from pipeline.cli import main
 
 TINY = {
     "name": "tiny",
@@ -146,8 +146,8 @@ def test_a_different_config_in_the_same_folder_is_refused(tmp_path, capsys):
 
 
 def test_every_shipped_config_validates_and_runs_one_tiny_step(root, tmp_path, capsys):
-    from transfer.config import with_overrides
-    from transfer.pipeline import run_pipeline
+    from pipeline.config import with_overrides
+    from pipeline.runner import run_pipeline
 
     configs = sorted((root / "configs").glob("*.yaml"))
     assert len(configs) >= 10
@@ -173,8 +173,8 @@ def test_config_errors_name_the_file_problem(tmp_path):
 
 
 def test_all_stages_fill_the_summary_as_documented(tmp_path):
-    from transfer.config import RunConfig, from_dict
-    from transfer.pipeline import run_pipeline
+    from pipeline.config import RunConfig, from_dict
+    from pipeline.runner import run_pipeline
 
     data = {
         **TINY,

@@ -1,0 +1,183 @@
+"""Stage ``fixedpoints``: fixed points at zero input of every model of the run (Sussillo & Barak 2013), their
+linearisation, a summary per model and a figure each; for the LIF network, a check that its states during held
+memories sit at the matching stable points."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from matplotlib.figure import Figure
+
+from fixedpoints import find, state_trajectories, summarize
+from fixedpoints.plots import plot_eigenvalues, plot_fixed_points
+from ratenets.seeds import ANALYSIS_NOISE
+from tasks import TaskBatch
+
+from ..context import RunContext, RunError
+from ..evaluation import N_SAVED_TRIALS
+from ..outputs import to_numpy
+from ..registry import Stage, register
+
+
+@dataclass(frozen=True)
+class FixedPointsSection:
+    """Starts are held-out states plus Gaussian noise of ``noise`` times the trajectories' standard deviation,
+    so one setting fits sigmoid rates, tanh states and filtered spike trains alike (``fixedpoints.find``'s own
+    ``noise`` is absolute, as in Golub & Sussillo's finder). Small on purpose: the flip-flop rate net gives the
+    same 27 points from 0.01 to 0.2, while the LSNN surrogate converges only from starts near its own states
+    (256 starts: 8 stable points at 0.01, 2 at 0.05, none at 0.2)."""
+
+    n_starts: int = 1024
+    noise: float = 0.01
+    tol_q: float = 1e-12
+    tol_unique: float = 1e-3
+
+    def __post_init__(self):
+        if not 1 <= self.n_starts <= 1_000_000:
+            raise ValueError(f"n_starts must be in [1, 1000000], got {self.n_starts}")
+        for name in ("noise", "tol_q", "tol_unique"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.noise < 0 or not self.tol_q > 0 or self.tol_unique < 0:
+            raise ValueError("need noise >= 0, tol_q > 0 and tol_unique >= 0")
+
+
+def fixed_points_figure(fps, trajectories, inputs, title: str, settle_steps: int = 5) -> Figure:
+    """Trajectories (steps that receive a pulse left out: they would dominate the PCs), points, spectra."""
+    driven = (inputs != 0).any(dim=-1)
+    if driven.float().mean() < 0.5:  # pulse tasks; where input is on most of the time, every step is shown
+        hidden = driven.clone()
+        for lag in range(1, settle_steps + 1):  # and the first steps of the return from each pulse
+            hidden[:, lag:] |= driven[:, :-lag]
+        trajectories = trajectories.clone()
+        trajectories[hidden if not hidden.all() else driven] = float("nan")  # something is always left to show
+    fig = Figure(figsize=(11, 4.5))
+    ax1 = fig.add_subplot(1, 2, 1, projection="3d" if fps.n_state >= 3 else None)
+    plot_fixed_points(fps, trajectories, n_components=3 if fps.n_state >= 3 else 2, ax=ax1)
+    ax1.set_title(f"{title}: {len(fps)} points, by index {fps.by_index()}", fontsize=9)
+    ax2 = fig.add_subplot(1, 2, 2)
+    plot_eigenvalues(fps, ax=ax2)
+    ax2.set_title("eigenvalues (black: stable points, red: unstable)", fontsize=9)
+    fig.subplots_adjust(wspace=0.35)
+    return fig
+
+
+def settled_memory_steps(batch: TaskBatch, hold_steps: int = 20) -> torch.Tensor:
+    """``[B,T]`` true where every output's target has been the same non-zero value for ``hold_steps``."""
+    z = batch.targets
+    same = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
+    for lag in range(1, hold_steps + 1):
+        same[:, lag:] &= (z[:, lag:] == z[:, :-lag]).all(dim=-1)
+    same[:, :hold_steps] = False
+    return same & (z != 0).all(dim=-1) & (batch.mask > 0).all(dim=-1)
+
+
+@torch.no_grad()
+def lif_memory_check(ctx: RunContext, rate_net, fps, n_trials: int = 16) -> dict:
+    """Do the LIF network's states during held memories sit at the surrogate's stable points?
+
+    The LIF readout is ``(w_out/λ)·r_LIF`` where the rate network's is ``w_out·φ(x)``, so a LIF state maps
+    to the rate space as ``r_LIF/λ`` (``r_LIF`` the LIF readout trace). At every settled memory step we find
+    the nearest stable point ``φ(x*)`` and ask whether its readout signs equal the held target (the
+    corresponding memory), and how far away it is relative to the typical distance between stable points.
+    """
+    stable = fps[fps.stable]
+    if len(stable) < 2:
+        return {"n_stable": len(stable)}
+    lif = ctx.load_model("lif")
+    batch = ctx.task.held_out().sample(n_trials, ctx.generator()).to(ctx.device)
+    rollout = lif(batch.inputs, generator=ctx.generator(ANALYSIS_NOISE, ctx.device))
+    lif_rates = rollout.states / lif.scale_factor  # the readout trace (w_out/λ)·r  ↔  w_out·φ(x)
+    points = rate_net.rates(stable.xstar.to(lif_rates))  # [K,N]
+    settled = settled_memory_steps(batch)
+    if not settled.any():
+        return {"n_stable": len(stable), "n_settled_steps": 0}
+    states = lif_rates[settled]  # [M,N]
+    dist = torch.cdist(states, points)  # [M,K]
+    nearest = dist.argmin(dim=1)
+    point_signs = torch.sign(rate_net.readout(points))  # [K,O]
+    held = torch.sign(batch.targets[settled])  # [M,O]
+    correct = (point_signs[nearest] == held).all(dim=1).float().mean()
+    spacing = torch.cdist(points, points)
+    spacing = spacing[~torch.eye(len(points), dtype=torch.bool, device=spacing.device)].median()
+    return {
+        "n_stable": len(stable),
+        "n_settled_steps": int(settled.sum()),
+        "fraction_at_corresponding_point": float(correct),
+        "median_distance_over_point_spacing": float(dist.min(dim=1).values.median() / spacing),
+    }
+
+
+def analysed_model(ctx: RunContext, name: str):
+    """The smooth model whose fixed points stand for ``name``: LIF networks through their rate network."""
+    if name == "lif":
+        return ctx.load_model("rate"), "rate network the LIF weights came from (Kim et al. transfer)"
+    model = ctx.load_model(name)
+    if hasattr(model, "smooth_surrogate"):
+        return model.smooth_surrogate(), "smooth surrogate (spikes replaced by their expected value)"
+    return model, "the model itself"
+
+
+def run(ctx: RunContext) -> None:
+    sec = ctx.section
+    names = list(ctx.summary["models"])
+    if not names:
+        raise RunError("fixedpoints: no model of this run has results to analyse; run a model stage first "
+                       "(e.g. --stages rate,fixedpoints)")
+    results = ctx.summary.setdefault("fixed_points", {})
+    found = {}
+    for name in names:
+        model, how = analysed_model(ctx, name)
+        batch = ctx.task.held_out().sample(N_SAVED_TRIALS, ctx.generator()).to(ctx.device)
+        if name == "lif" and "rate" in found:
+            fps, trajectories = found["rate"]  # the same smooth map: not solved twice
+        else:
+            trajectories = state_trajectories(model, batch.inputs)
+            noise = sec.noise * float(trajectories.std())  # relative to the states' spread (see the section)
+            fps = find(model, trajectories, None, n_starts=sec.n_starts, noise=noise, tol_q=sec.tol_q,
+                       tol_unique=sec.tol_unique, seed=ctx.cfg.seed)
+        found[name] = (fps, trajectories)
+        entry = {**summarize(fps), "analysed": how, "continuous": fps.continuous,
+                 "seconds": round(float(fps.info.get("seconds", 0.0)), 2)}
+        if name == "lif":
+            entry["memory_check"] = lif_memory_check(ctx, model, fps)
+        results[name] = entry
+        ctx.writer.h5_group(f"{name}/fixed_points", {
+            "xstar": fps.xstar, "q": fps.q, "eigvals": fps.eigvals, "n_unstable": fps.n_unstable,
+            "stable": fps.stable, "jacobians": fps.jacobians,
+        }, {"": {"continuous": fps.continuous, "tol_q": fps.tol_q, "analysed": how,
+                 "shapes": "xstar [K,D], eigvals [K,D] complex, jacobians [K,D,D]"}})
+        ctx.writer.figure(f"fixed_points_{name}",
+                          fixed_points_figure(fps, trajectories.cpu(), batch.inputs.cpu(), name))
+        ctx.log(f"fixedpoints: {name}: {len(fps)} points, by index {fps.by_index()}, "
+                f"max q {entry['max_q']:.1e} ({how})")
+
+
+def _fmt_q(x) -> str:
+    return f"{x:.1e}" if isinstance(x, (int, float)) else "–"
+
+
+def report(ctx: RunContext) -> list[str]:
+    lines = ["## Fixed points", "", "At zero input, started from held-out states.", "",
+             "| model | points | by index (0 = stable) | max q | analysed through |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, fp in ctx.summary["fixed_points"].items():
+        by_index = fp.get("by_index") or {}
+        idx = ", ".join(f"{k}: {v}" for k, v in sorted(by_index.items(), key=lambda kv: int(kv[0])))
+        max_q = _fmt_q(fp.get("max_q")) if fp.get("n") else "–"
+        lines.append(f"| {name} | {fp.get('n', '–')} | {idx or '–'} | {max_q} | {fp.get('analysed', '')} |")
+    check = ctx.summary["fixed_points"].get("lif", {}).get("memory_check") or {}
+    if isinstance(check.get("fraction_at_corresponding_point"), float):
+        lines += ["", f"LIF states during held memories ({check.get('n_settled_steps')} settled steps): "
+                  f"{check['fraction_at_corresponding_point']:.0%} lie nearest the stable point of the rate map "
+                  "that holds the same bits (median distance "
+                  f"{check.get('median_distance_over_point_spacing', float('nan')):.2f}× the median spacing "
+                  "between points)."]
+    return lines
+
+
+STAGE = register(Stage("fixedpoints", order=40, run=run, section=FixedPointsSection,
+                       needs=("rate", "transfer", "lsnn"), summary_keys=("fixed_points",), report=report,
+                       description="fixed points and linearisation of every model of the run"))

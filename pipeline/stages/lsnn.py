@@ -1,0 +1,71 @@
+"""Stage ``lsnn``: an LSNN of LIF and ALIF units (Bellec et al. 2018) trained on the task with surrogate
+gradients, scored on held-out trials; raster, output, firing rates and training figures."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from ratenets import TrainConfig, train
+from ratenets.plots import plot_training
+from spiking import LSNN, LSNNConfig, mean_rate_hz, plot_output_vs_target, plot_raster, plot_rate_histogram, unit_rates_hz
+
+from ..context import ConfigError, RunContext
+from ..evaluation import N_SAVED_TRIALS, held_out_score, save_model_results
+from ..outputs import to_numpy
+from ..registry import Stage, register
+from .rate import DERIVED, check_eval_trials
+
+
+@dataclass(frozen=True)
+class LSNNSection:
+    """The LSNN (its input/output widths and dt come from the task) and its training."""
+
+    model: LSNNConfig = field(default_factory=LSNNConfig, metadata={"derived": DERIVED})
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(n_steps=1500, lr=0.005))
+    eval_trials: int = 1000
+
+    def __post_init__(self):
+        check_eval_trials(self.eval_trials)
+
+    def model_config(self, task) -> LSNNConfig:
+        return dataclasses.replace(self.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms)
+
+    def check_with_task(self, task) -> None:
+        try:
+            self.model_config(task).check()
+        except ValueError as e:
+            raise ConfigError(f"config key lsnn.model: {e}") from None
+
+
+def run(ctx: RunContext) -> None:
+    sec = ctx.section
+    model = LSNN(sec.model_config(ctx.task), seed=ctx.cfg.seed)
+    result = train(model, ctx.task, sec.train, ctx.checkpoint("lsnn"), ctx.device, seed=ctx.cfg.seed, progress=True)
+    if result.resumed_from:
+        ctx.log(f"lsnn: resumed from the checkpoint at step {result.resumed_from}")
+    score, batch, rollout = held_out_score(model, ctx, sec.eval_trials)
+    dt = ctx.task.dt_ms
+    ctx.summary["models"]["lsnn"] = {
+        "score": score,
+        "n_trials": sec.eval_trials,
+        "train_steps": result.step,
+        "n_units": model.cfg.n_units,
+        "mean_rate_hz": mean_rate_hz(rollout, dt),
+    }
+    save_model_results(ctx, "lsnn", batch, rollout, {"spikes": rollout.spikes[:N_SAVED_TRIALS].to(torch.uint8)})
+    spikes = to_numpy(rollout.spikes)
+    ctx.writer.figure("lsnn_training", plot_training(result.history, title="LSNN"))
+    ctx.writer.figure("lsnn_raster", plot_raster(spikes[0], dt_ms=dt, n_lif=model.cfg.n_lif))
+    ctx.writer.figure("lsnn_output", plot_output_vs_target(
+        to_numpy(rollout.outputs[0]), to_numpy(batch.targets[0]), dt_ms=dt, mask=to_numpy(batch.mask[0])))
+    ctx.writer.figure("lsnn_rates", plot_rate_histogram(
+        unit_rates_hz(rollout.spikes.cpu(), dt), target_hz=model.cfg.target_rate_hz))
+    ctx.log(f"lsnn: {result.step} updates, score {score:.4f} on {sec.eval_trials} held-out trials, "
+            f"mean rate {ctx.summary['models']['lsnn']['mean_rate_hz']:.1f} Hz")
+
+
+STAGE = register(Stage("lsnn", order=30, run=run, section=LSNNSection, models=("lsnn",),
+                       description="LSNN (LIF + ALIF) trained with surrogate gradients"))
