@@ -16,7 +16,7 @@ import time
 import torch
 
 import tasks
-from ratenets import RateRNN, RateRNNConfig, TrainConfig, evaluate, train
+from ratenets import RateRNN, RateRNNConfig, TrainConfig, evaluate, seeds, train
 
 
 def make_model(task, seed):
@@ -26,15 +26,15 @@ def make_model(task, seed):
 
 def kim_reference(task, seed, criterion, max_trials, val_batch):
     """One trial per Adam update, loss sqrt(Σ(o - z)²), check every 100 trials (Kim et al. 2019)."""
-    torch.manual_seed(seed)
     model = make_model(task, seed).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
-    gen = torch.Generator().manual_seed(seed)
+    gen = seeds.stream(seed, seeds.TRAINING)  # trials
+    noise_gen = seeds.stream(seed, seeds.TRAINING)  # the network's noise, as train() draws it
     t0 = time.perf_counter()
     losses = []
     for trial in range(1, max_trials + 1):
         batch = task.sample(1, gen)
-        out = model(batch.inputs).outputs
+        out = model(batch.inputs, generator=noise_gen).outputs
         loss = torch.sqrt(((out - batch.targets) ** 2).sum())
         opt.zero_grad()
         loss.backward()
@@ -67,7 +67,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     task = tasks.make("gonogo")
-    val_batch = task.sample(256, torch.Generator().manual_seed(args.seed + 10_000))
+    val_batch = task.sample(256, seeds.stream(args.seed, seeds.VALIDATION))
 
     ours_s, ours_steps, ours_score = ours(task, args.seed, args.criterion, 2000, args.batch_size)
     print(f"ours (batch {args.batch_size}): {ours_s:.1f} s, {ours_steps} updates, "

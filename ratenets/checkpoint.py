@@ -1,15 +1,17 @@
 """Self-describing checkpoints: a model can be rebuilt from the file alone, and training resumes
 from it exactly. Everything stored is a tensor, a number, a string, a list or a dict, so the file
-loads with ``torch.load(weights_only=True)``. Writes go to a temporary name that is then renamed."""
+loads with ``torch.load(weights_only=True)``. Writes go through ``atomic.atomic_write`` (a unique
+temporary name, renamed over the target; removed if the write fails)."""
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import fields
 from pathlib import Path
 
 import torch
+
+from .atomic import atomic_write
 
 FORMAT = "ratespike-checkpoint/1"
 _MODEL_CLASSES: dict[str, type] = {}
@@ -41,11 +43,8 @@ def versions() -> dict[str, str]:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through ``atomic_write``: a unique temporary name, renamed over ``path``, removed on failure."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, **extra) -> None:
@@ -76,8 +75,15 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
-def build_model(payload: dict) -> torch.nn.Module:
-    """Rebuild the model a checkpoint describes and load its weights."""
+REQUIRED_KEYS = ("model_class", "model_config", "model_state")
+
+
+def build_model(payload: dict, path: Path | str | None = None) -> torch.nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights; ``path`` names the file in errors."""
+    where = f"checkpoint {path}" if path is not None else "checkpoint"
+    for key in REQUIRED_KEYS:
+        if key not in payload:
+            raise CheckpointError(f"{where} has no {key!r} entry, so no model can be rebuilt from it")
     name = payload["model_class"]
     if name not in _MODEL_CLASSES:
         import importlib
@@ -85,17 +91,20 @@ def build_model(payload: dict) -> torch.nn.Module:
         for package in _MODEL_PACKAGES:  # packages whose models register themselves on import
             importlib.import_module(package)
     if name not in _MODEL_CLASSES:
-        raise CheckpointError(f"checkpoint holds an unknown model class {name!r}; known: {sorted(_MODEL_CLASSES)}")
+        raise CheckpointError(f"{where} holds an unknown model class {name!r}; known: {sorted(_MODEL_CLASSES)}")
     cls = _MODEL_CLASSES[name]
     allowed = {f.name for f in fields(cls.config_class)}
-    cfg = cls.config_class(**{k: v for k, v in payload["model_config"].items() if k in allowed})
+    try:
+        cfg = cls.config_class(**{k: v for k, v in dict(payload["model_config"]).items() if k in allowed})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where} holds an invalid model_config for {name} ({str(e).splitlines()[0]})") from None
     model = cls(cfg)
     try:
         model.load_state_dict(payload["model_state"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint weights do not fit {name}: {str(e).splitlines()[0]}") from None
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{where} holds weights that do not fit {name}: {str(e).splitlines()[0]}") from None
     return model
 
 
 def load_model(path: Path) -> torch.nn.Module:
-    return build_model(load_checkpoint(path))
+    return build_model(load_checkpoint(path), path)

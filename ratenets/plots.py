@@ -1,31 +1,39 @@
-"""Figures of training: the loss curve and example trials against their targets."""
+"""Figures of training (the loss curve, example trials against their targets) and ``save_figure``, the one
+way every figure of the project is written.
+
+Figures are built as ``matplotlib.figure.Figure`` objects, never through ``pyplot``: importing or calling
+these functions touches no backend and leaves nothing in pyplot's list of open figures. Each plot function
+returns its figure and, given a ``path``, also writes it there with ``save_figure``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .atomic import atomic_write
 
-
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` as a PNG (a temporary name, then renamed), close it, return the path. Every figure
-    of the project goes through here."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+DPI = 110
 
 
-def plot_training(history: dict, path: Path, title: str = "") -> None:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG to ``path`` through ``atomic_write`` (a temporary name, then renamed); return the
+    path. Every figure of the project goes through here."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
+
+
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_training(history: dict, path: str | Path | None = None, title: str = "") -> Figure:
     """Loss per update (log scale) and validation score."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
     loss = np.asarray(history["loss"], dtype=float)
     ax1.semilogy(history["step"], loss, lw=0.6, color="0.6")
     if len(loss) >= 20:
@@ -36,15 +44,18 @@ def plot_training(history: dict, path: Path, title: str = "") -> None:
     ax2.plot(history["eval_step"], history["eval_score"], "o-", ms=3, color="C0")
     ax2.set(xlabel="update", ylabel="validation score", ylim=(0, 1.02), title="task score")
     ax2.grid(alpha=0.3)
-    save_figure(fig, path)
+    return _finish(fig, path)
 
 
-def plot_trials(inputs, outputs, targets, mask, dt_ms: float, path: Path, title: str = "", n_trials: int = 3):
-    """Inputs, outputs and targets of a few trials; one row per trial, one colour per channel."""
+def plot_trials(inputs, outputs, targets, mask, dt_ms: float, path: str | Path | None = None, title: str = "",
+                n_trials: int = 3) -> Figure:
+    """Inputs, outputs and targets of a few trials (``dt_ms``: the rate step); one row per trial, one colour
+    per channel."""
     inputs, outputs, targets, mask = (np.asarray(a) for a in (inputs, outputs, targets, mask))
     n = min(n_trials, len(outputs))
     t = np.arange(outputs.shape[1]) * dt_ms
-    fig, axes = plt.subplots(n, 2, figsize=(10, 2.1 * n), squeeze=False, sharex=True)
+    fig = Figure(figsize=(10, 2.1 * n))
+    axes = fig.subplots(n, 2, squeeze=False, sharex=True)
     for i in range(n):
         ax_in, ax_out = axes[i]
         for c in range(inputs.shape[2]):
@@ -63,4 +74,4 @@ def plot_trials(inputs, outputs, targets, mask, dt_ms: float, path: Path, title:
     axes[-1, 1].set_xlabel("time (ms)")
     if title:
         fig.suptitle(title)
-    save_figure(fig, path)
+    return _finish(fig, path)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from . import _validate
 from .checkpoint import register_model
 from .rollout import Rollout
 
@@ -33,9 +34,11 @@ ACTIVATIONS = {
     "softplus": nn.functional.softplus,
     "relu": torch.relu,
 }
+MAX_UNITS = 20_000  # a [N, N] float32 weight matrix of 1.6 GB; larger asks are typos, not networks
+MAX_CHANNELS = 10_000  # inputs or outputs
 
 
-@dataclass
+@dataclass(frozen=True)
 class RateRNNConfig:
     """Knobs of a Kim-style rate network; defaults from Kim et al. 2019 unless said."""
 
@@ -61,24 +64,28 @@ class RateRNNConfig:
     # fluctuates by ~sqrt(rate/2τd)), so a small readout that moves many units together transfers better.
     readout_l2: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        for name in ("n_units", "n_inputs", "n_outputs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.p_rec <= 1:
-            raise ValueError(f"p_rec must be in (0, 1], got {self.p_rec}")
-        if not 0 <= self.p_inh < 1:
-            raise ValueError(f"p_inh must be in [0, 1), got {self.p_inh}")
-        if not 0 < self.tau_min_ms <= self.tau_max_ms:
-            raise ValueError(f"need 0 < tau_min_ms <= tau_max_ms, got {self.tau_min_ms}, {self.tau_max_ms}")
-        if not self.dt_ms > 0 or self.dt_ms > self.tau_min_ms:
-            raise ValueError(f"dt_ms must be in (0, tau_min_ms], got {self.dt_ms}")
-        if self.noise_std < 0 or self.init_state_std < 0 or self.gain <= 0:
-            raise ValueError("noise_std and init_state_std must be >= 0 and gain > 0")
-        if self.readout_l2 < 0 or (self.readout_init_std is not None and not self.readout_init_std > 0):
-            raise ValueError("readout_l2 must be >= 0 and readout_init_std > 0 (or null)")
+        """Range checks; run on construction (and by ``dataclasses.replace``), so a config that exists is valid."""
+        _validate.choice("activation", self.activation, ACTIVATIONS)
+        _validate.integer("n_units", self.n_units, 1, MAX_UNITS)
+        _validate.integer("n_inputs", self.n_inputs, 1, MAX_CHANNELS)
+        _validate.integer("n_outputs", self.n_outputs, 1, MAX_CHANNELS)
+        for name in ("dale", "balanced_init", "train_tau", "train_input"):
+            _validate.boolean(name, getattr(self, name))
+        _validate.real("p_rec", self.p_rec, 0, 1, open_low=True)
+        _validate.real("p_inh", self.p_inh, 0, 1, open_high=True)
+        _validate.real("gain", self.gain, 0, open_low=True)
+        _validate.real("tau_min_ms", self.tau_min_ms, 0, open_low=True)
+        _validate.real("tau_max_ms", self.tau_max_ms, self.tau_min_ms, low_name="tau_min_ms")
+        _validate.real("dt_ms", self.dt_ms, 0, self.tau_min_ms, open_low=True, high_name="tau_min_ms")
+        _validate.real("noise_std", self.noise_std, 0)
+        _validate.real("init_state_std", self.init_state_std, 0)
+        if self.readout_init_std is not None:
+            _validate.real("readout_init_std", self.readout_init_std, 0, open_low=True)
+        _validate.real("readout_l2", self.readout_l2, 0)
 
 
 def dale_signs(n_units: int, p_inh: float, generator: torch.Generator) -> torch.Tensor:
@@ -119,7 +126,6 @@ class RateRNN(nn.Module):
 
     def __init__(self, cfg: RateRNNConfig, seed: int = 0):
         super().__init__()
-        cfg.check()
         self.cfg = cfg
         g = torch.Generator().manual_seed(seed)
         signs = dale_signs(cfg.n_units, cfg.p_inh, g) if cfg.dale else torch.ones(cfg.n_units)
@@ -168,18 +174,28 @@ class RateRNN(nn.Module):
         """One noiseless Euler step of ``dt_ms``."""
         return x + self.cfg.dt_ms * self.velocity(x, u)
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
-        """x_0 = 0, plus N(0, init_state_std²) in training mode (Kim et al.: randn/100)."""
+    def initial_state(
+        self, batch_size: int, device=None, dtype=None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """x_0 = 0, plus N(0, init_state_std²) in training mode (Kim et al.: randn/100), drawn from
+        ``generator`` (the global RNG when None)."""
         x0 = torch.zeros(batch_size, self.cfg.n_units, device=device, dtype=dtype)
         if self.training and self.cfg.init_state_std > 0:
-            x0 = x0 + self.cfg.init_state_std * torch.randn_like(x0)
+            x0 = x0 + self.cfg.init_state_std * torch.randn(x0.shape, generator=generator, device=device, dtype=dtype)
         return x0
 
-    def forward(self, inputs: torch.Tensor, x0: torch.Tensor | None = None, noise: bool | None = None) -> Rollout:
-        """Run a batch. Recurrent noise is on in training mode unless ``noise`` says otherwise."""
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        x0: torch.Tensor | None = None,
+        noise: bool | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Rollout:
+        """Run a batch. Recurrent noise is on in training mode unless ``noise`` says otherwise; the initial state
+        and the noise are drawn from ``generator`` (on the inputs' device; the global RNG when None)."""
         batch, n_steps, _ = inputs.shape
         noise = self.training if noise is None else noise
-        x = self.initial_state(batch, inputs.device, inputs.dtype) if x0 is None else x0
+        x = self.initial_state(batch, inputs.device, inputs.dtype, generator) if x0 is None else x0
         alpha = (self.cfg.dt_ms / self.taus_ms()).expand(batch, -1)
         w_rec_t = self.w_rec().T
         # [B,N] per step, computed once; unbind (not drive[:, t]) so that backward stacks the per-step gradients
@@ -187,8 +203,9 @@ class RateRNN(nn.Module):
         drive_in = (inputs @ self.w_in.T).unbind(dim=1)
         noise_std = self.cfg.noise_std if noise else 0.0
         if noise_std:  # drawn in one call; added after each step as in Kim et al.
-            drive_noise = noise_std * torch.randn(batch, n_steps, self.cfg.n_units, device=inputs.device,
-                                                  dtype=inputs.dtype)
+            drive_noise = noise_std * torch.randn(
+                batch, n_steps, self.cfg.n_units, generator=generator, device=inputs.device, dtype=inputs.dtype
+            )
         states = []
         for t in range(n_steps):
             # x ← x + α·(W φ(x) + W_in u_t − x): one fused matmul-add and one lerp per step
@@ -204,7 +221,7 @@ class RateRNN(nn.Module):
         return asdict(self.cfg)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiscreteRNNConfig:
     """A vanilla discrete-time RNN, ``h_t = φ(W h_{t-1} + W_in u_t + b)``, as in Sussillo & Barak 2013."""
 
@@ -215,11 +232,17 @@ class DiscreteRNNConfig:
     gain: float = 0.9
     dt_ms: float = 5.0
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if min(self.n_units, self.n_inputs, self.n_outputs) < 1:
-            raise ValueError("n_units, n_inputs and n_outputs must be >= 1")
+        """Range checks; run on construction (and by ``dataclasses.replace``), so a config that exists is valid."""
+        _validate.choice("activation", self.activation, ACTIVATIONS)
+        _validate.integer("n_units", self.n_units, 1, MAX_UNITS)
+        _validate.integer("n_inputs", self.n_inputs, 1, MAX_CHANNELS)
+        _validate.integer("n_outputs", self.n_outputs, 1, MAX_CHANNELS)
+        _validate.real("gain", self.gain, 0)
+        _validate.real("dt_ms", self.dt_ms, 0, open_low=True)
 
 
 @register_model
@@ -230,7 +253,6 @@ class DiscreteRNN(nn.Module):
 
     def __init__(self, cfg: DiscreteRNNConfig, seed: int = 0):
         super().__init__()
-        cfg.check()
         self.cfg = cfg
         g = torch.Generator().manual_seed(seed)
         n = cfg.n_units

@@ -13,7 +13,9 @@ trials is the main speed-up here (``bench/rate_training.py`` measures it).
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,16 +24,23 @@ from tqdm.auto import tqdm
 
 from tasks import Task, TaskBatch
 
+from . import _validate, seeds
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
+MAX_STEPS = 10_000_000
+MAX_BATCH = 1_000_000
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Knobs of the training loop."""
+    """Knobs of the training loop. Validated on construction and frozen: change one with ``dataclasses.replace``."""
 
     n_steps: int = 2000
     batch_size: int = 32
@@ -45,17 +54,20 @@ class TrainConfig:
     target_score: float = 1.01
     checkpoint_every: int = 100
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        positive = ("n_steps", "batch_size", "eval_every", "eval_batch_size", "checkpoint_every", "lr_decay_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError("grad_clip and weight_decay must be >= 0")
+        """Range checks; run on construction (and by ``dataclasses.replace``), so a config that exists is valid."""
+        for name in ("n_steps", "eval_every", "checkpoint_every", "lr_decay_every"):
+            _validate.integer(name, getattr(self, name), 1, MAX_STEPS)
+        for name in ("batch_size", "eval_batch_size"):
+            _validate.integer(name, getattr(self, name), 1, MAX_BATCH)
+        _validate.real("lr", self.lr, 0, open_low=True)
+        _validate.real("lr_decay", self.lr_decay, 0, 1, open_low=True)
+        _validate.real("weight_decay", self.weight_decay, 0)
+        _validate.real("grad_clip", self.grad_clip, 0)
+        _validate.real("target_score", self.target_score)  # above 1: never stop early
 
 
 @dataclass
@@ -67,13 +79,21 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for ``cuda`` without it is an error."""
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else, or a CUDA device
+    this machine does not have, is a one-line ``ValueError``."""
+    if not isinstance(name, str) or not _DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here (use auto or cpu)")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    if ":" in name:
+        index, count = int(name.split(":")[1]), torch.cuda.device_count()
+        if index >= count:
+            have = "none" if count == 0 else "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise ValueError(f"device {name!r} asked for, but this machine's CUDA devices are {have}")
     return torch.device(name)
 
 
@@ -96,18 +116,31 @@ def evaluate(model: torch.nn.Module, task: Task, batch: TaskBatch) -> float:
         model.train(was_training)
 
 
-def _rng_state(task_gen: torch.Generator, device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state(), "task": task_gen.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
+def _accepts_generator(model: torch.nn.Module) -> bool:
+    """Whether ``model.forward`` takes a ``generator`` keyword (models that draw noise in training mode)."""
+    try:
+        return "generator" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # no signature to read (a C extension): call it the plain way
+        return False
 
 
-def _set_rng_state(state: dict, task_gen: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    task_gen.set_state(state["task"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+def _rng_state(task_gen: torch.Generator, noise_gen: torch.Generator) -> dict:
+    return {"task": task_gen.get_state(), "noise": noise_gen.get_state(), "noise_device": noise_gen.device.type}
+
+
+def _set_rng_state(state: dict, task_gen: torch.Generator, noise_gen: torch.Generator, path) -> None:
+    device = noise_gen.device.type
+    if "noise" in state:
+        noise = state["noise"] if state.get("noise_device", "cpu") == device else None
+    else:  # written before the noise had its own generator: the noise came from the global RNG of the device
+        noise = state.get("torch") if device == "cpu" else state.get("cuda")
+    try:
+        task_gen.set_state(state["task"])
+        # Resumed on another kind of device the noise cannot continue the same stream; it starts afresh.
+        if noise is not None:
+            noise_gen.set_state(noise)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} holds an unusable RNG state ({type(e).__name__})") from None
 
 
 def _check_same_training(ckpt: dict, model, cfg: TrainConfig, seed: int, path) -> None:
@@ -135,16 +168,18 @@ def train(
     The checkpoint is written every ``cfg.checkpoint_every`` steps and at the end (with
     ``done=True``). A finished checkpoint is loaded and returned without training.
     """
-    cfg.check()
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, gamma=cfg.lr_decay)
-    torch.manual_seed(seed)
-    task_gen = torch.Generator().manual_seed(seed)
+    # Explicit generators only: the caller's global RNG is neither read nor reseeded. Trial batches are drawn
+    # on the CPU; the model's noise on its device. On CPU both draw what torch.manual_seed(seed) used to.
+    task_gen = seeds.stream(seed, seeds.TRAINING)
+    noise_gen = seeds.stream(seed, seeds.TRAINING, device)
+    forward_kwargs = {"generator": noise_gen} if _accepts_generator(model) else {}
     eval_task = task.held_out()
-    val_batch = eval_task.sample(cfg.eval_batch_size, torch.Generator().manual_seed(seed + 10_000)).to(device)
+    val_batch = eval_task.sample(cfg.eval_batch_size, seeds.stream(seed, seeds.VALIDATION)).to(device)
     history = {"step": [], "loss": [], "eval_step": [], "eval_score": []}
     step, score, resumed_from = 0, float("nan"), None
 
@@ -158,7 +193,7 @@ def train(
             return TrainResult(score, step, history, resumed_from=step)
         opt.load_state_dict(ckpt["optimizer_state"])
         sched.load_state_dict(ckpt["scheduler_state"])
-        _set_rng_state(ckpt["rng"], task_gen, device)
+        _set_rng_state(ckpt["rng"], task_gen, noise_gen, checkpoint_path)
         resumed_from = step
 
     def checkpoint(done: bool) -> None:
@@ -173,7 +208,7 @@ def train(
             score=score,
             done=done,
             history=history,
-            rng=_rng_state(task_gen, device),
+            rng=_rng_state(task_gen, noise_gen),
             train_config=asdict(cfg),
             seed=seed,
         )
@@ -186,7 +221,7 @@ def train(
     regularizer = getattr(model, "regularizer", None)
     while step < cfg.n_steps:
         batch = task.sample(cfg.batch_size, task_gen).to(device)
-        rollout = model(batch.inputs)
+        rollout = model(batch.inputs, **forward_kwargs)
         loss = task_loss(rollout.outputs, batch, loss_kind)
         if regularizer is not None:
             loss = loss + regularizer(rollout)

@@ -92,3 +92,24 @@ def test_tiny_sparse_networks_are_finite():
     for seed in range(20):
         net = RateRNN(RateRNNConfig(n_units=3, p_rec=0.2), seed=seed)
         assert torch.isfinite(net.w_rec()).all()
+
+
+def test_noise_from_a_generator_is_what_the_global_rng_seeded_alike_gives():
+    """Passing ``generator`` changes where the noise comes from, not what it is (train() relies on it)."""
+    net = RateRNN(RateRNNConfig(n_units=10, n_inputs=1, noise_std=0.1, init_state_std=0.05)).train()
+    u = torch.randn(3, 6, 1, generator=torch.Generator().manual_seed(1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(42)
+        expected = net(u).states
+        global_state = torch.random.get_rng_state()
+        got = net(u, generator=torch.Generator().manual_seed(42)).states
+        assert torch.equal(torch.random.get_rng_state(), global_state)  # the generator's draws leave it alone
+    assert torch.equal(got, expected)
+    assert not torch.equal(net(u, generator=torch.Generator().manual_seed(43)).states, expected)
+
+
+def test_model_configs_are_checked_on_construction():
+    with pytest.raises(ValueError, match=r"^p_rec must be in \(0, 1\], got 1.5$"):
+        RateRNNConfig(p_rec=1.5)
+    with pytest.raises(ValueError, match=r"^gain must be a finite number, got nan$"):
+        DiscreteRNNConfig(gain=float("nan"))

@@ -108,3 +108,58 @@ def test_an_lsnn_checkpoint_rebuilds_without_importing_spiking_first(tmp_path):
     train(net, TASK, TrainConfig(n_steps=1, batch_size=2, eval_batch_size=2), tmp_path / "l.pt")
     code = f"import ratenets; print(type(ratenets.load_model({str(tmp_path / 'l.pt')!r})).__name__)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "LSNN"
+
+
+def test_training_leaves_the_global_rng_alone_and_does_not_depend_on_it():
+    cfg = TrainConfig(n_steps=6, batch_size=4, eval_every=3, eval_batch_size=8)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first = small_net()
+    train(first, TASK, cfg, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(999)  # another global state: the same run all the same
+    second = small_net()
+    train(second, TASK, cfg, seed=4)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    other_seed = small_net()
+    train(other_seed, TASK, cfg, seed=5)
+    assert not torch.equal(other_seed.w_out, first.w_out)
+
+
+class RecordsGenerator(RateRNN):
+    """A model whose forward takes ``generator`` gets train()'s noise generator."""
+
+    seen = []
+
+    def forward(self, inputs, x0=None, noise=None, generator=None):
+        if self.training:
+            RecordsGenerator.seen.append(generator)
+        return super().forward(inputs, x0, noise, generator)
+
+
+def test_the_noise_generator_goes_only_to_models_that_take_it():
+    RecordsGenerator.seen.clear()
+    net = RecordsGenerator(RateRNNConfig(n_units=8, n_inputs=2, n_outputs=2))
+    train(net, TASK, TrainConfig(n_steps=3, batch_size=2, eval_batch_size=2))
+    assert len(RecordsGenerator.seen) == 3 and all(isinstance(g, torch.Generator) for g in RecordsGenerator.seen)
+    assert len({id(g) for g in RecordsGenerator.seen}) == 1  # one stream for the whole run
+    # DiscreteRNN.forward takes no generator: called without one (BlowsUp above relies on it too)
+    train(DiscreteRNN(DiscreteRNNConfig(n_units=4, n_inputs=2, n_outputs=2)), TASK, TrainConfig(n_steps=2))
+
+
+def test_a_checkpoint_from_before_the_noise_generator_still_resumes_exactly(tmp_path):
+    """Old checkpoints kept the noise in the global RNG state ``rng["torch"]``; on CPU it seeds the noise."""
+    cfg = TrainConfig(n_steps=30, batch_size=8, eval_every=10, eval_batch_size=32, checkpoint_every=10)
+    whole = small_net()
+    train(whole, TASK, cfg)
+    part = small_net()
+    train(part, TASK, TrainConfig(**{**cfg.__dict__, "n_steps": 20}), tmp_path / "part.pt")
+    payload = load_checkpoint(tmp_path / "part.pt")
+    payload["done"] = False
+    payload["rng"] = {"torch": payload["rng"]["noise"], "task": payload["rng"]["task"]}  # the old layout
+    torch.save(payload, tmp_path / "part.pt")
+    resumed = small_net()
+    assert train(resumed, TASK, cfg, tmp_path / "part.pt").resumed_from == 20
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
