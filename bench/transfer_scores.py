@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
+from pipeline.config import load_config, with_overrides
 from ratenets import RateRNN, load_model, train
-from transfer.config import load_config, with_overrides
+from transfer import search_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def checkpoint_path(task_name: str, seed: int) -> Path:
 def train_one(task_name: str, seed: int) -> dict:
     cfg = run_config(task_name, seed)
     task = cfg.make_task()
-    model = RateRNN(cfg.rate_model_config(), seed=seed)
+    model = RateRNN(cfg.rate.model_config(task), seed=seed)
     t0 = time.perf_counter()
     result = train(model, task, cfg.rate.train, checkpoint_path=checkpoint_path(task_name, seed), seed=seed)
     row = {"task": task_name, "seed": seed, "rate_score": result.score, "train_steps": result.step,
@@ -76,9 +77,7 @@ def kim_code_score(task_name: str):
 
 
 def search_one(task_name: str, seed: int, n_trials: int, device: str) -> dict:
-    from transfer.search import search_scale
-
-    cfg = run_config(task_name, seed)  # the config's task, grid and LIF parameters
+    cfg = run_config(task_name, seed)  # the config's task, grid, LIF parameters and warm-up
     task = cfg.make_task()
     rate_net = load_model(checkpoint_path(task_name, seed)).eval()
     gen = torch.Generator().manual_seed(1000 + seed)
@@ -87,8 +86,9 @@ def search_one(task_name: str, seed: int, n_trials: int, device: str) -> dict:
         rate_score = task.score(rate_net(batch.inputs, noise=False).outputs, batch)
     t0 = time.perf_counter()
     transfer = cfg.transfer
-    result = search_scale(rate_net, task, transfer.scales, n_trials=n_trials, lif_params=transfer.lif, seed=seed,
-                          device=device, keep_readout_bias=transfer.keep_readout_bias)
+    result = search_scale(rate_net, task, transfer.scales, n_trials=n_trials, lif_params=transfer.lif,
+                          warmup_ms=transfer.warmup_ms, seed=seed, device=device,
+                          keep_readout_bias=transfer.keep_readout_bias)
     search_s = time.perf_counter() - t0
     row = {"task": task_name, "seed": seed, "n_units": rate_net.cfg.n_units, "rate_score": rate_score,
            "best_scale": result.best_scale, "lif_score": result.best_score, "table": result.table,

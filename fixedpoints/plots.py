@@ -3,12 +3,16 @@
 Conventions of Sussillo & Barak 2013 / FixedPointFinder: stable points filled, unstable points open,
 each unstable mode drawn as a short line through its point; spectra against the unit circle (discrete
 time) or the imaginary axis (continuous time).
+
+Each function draws into the axes it is given or, without one, into a new ``matplotlib.figure.Figure`` (never
+through pyplot, so no backend is touched) and returns the axes; ``ax.figure`` is the figure to save.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from .result import PCA, FixedPoints
 
@@ -18,13 +22,11 @@ def plot_fixed_points(fps: FixedPoints, trajectories: torch.Tensor | None = None
     """Trajectories ``[B,T,D]`` (grey) and the points of ``fps`` in the top ``n_components`` (2 or 3) PCs
     of the trajectories (of the points when none are given). States set to NaN are left out of the fit and
     break the lines (to hide input transients, say). Returns the axes."""
-    import matplotlib.pyplot as plt
-
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3, got {n_components}")
     pca = pca if pca is not None else fps.pca(n_components, trajectories)
     if ax is None:
-        fig = plt.figure(figsize=(5, 5))
+        fig = Figure(figsize=(5, 5))
         ax = fig.add_subplot(projection="3d" if n_components == 3 else None)
     if trajectories is not None:
         for trial in trajectories[:max_trajectories]:
@@ -51,11 +53,10 @@ def plot_fixed_points(fps: FixedPoints, trajectories: torch.Tensor | None = None
 
 
 def plot_eigenvalues(fps: FixedPoints, points=None, *, ax=None):
-    """Eigenvalues of the chosen points (default all) in the complex plane with the stability boundary."""
-    import matplotlib.pyplot as plt
-
+    """Eigenvalues of the chosen points (default all) in the complex plane with the stability boundary.
+    Returns the axes."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
+        ax = Figure(figsize=(4, 4)).subplots()
     chosen = fps if points is None else fps[points]
     vals = chosen.eigvals.detach().cpu().numpy()
     stable = chosen.stable.cpu().numpy().astype(bool)

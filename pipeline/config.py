@@ -269,7 +269,8 @@ def to_dict(cfg, derived: tuple = ()) -> dict:
         if not f.init or f.name in derived:
             continue
         value = getattr(cfg, f.name)
-        out[f.name] = to_dict(value, f.metadata.get("derived", ())) if dataclasses.is_dataclass(value) else _plain(value)
+        nested = dataclasses.is_dataclass(value)
+        out[f.name] = to_dict(value, f.metadata.get("derived", ())) if nested else _plain(value)
     return out
 
 

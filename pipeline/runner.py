@@ -56,6 +56,15 @@ def stage_settings(cfg: RunConfig, stage: Stage) -> dict:
     return json.loads(json.dumps(_jsonable(settings)))
 
 
+def _without_timings(x):
+    """Results without wall-clock figures (``seconds``, ``search_seconds``...), which differ between equal runs."""
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items() if not str(k).endswith("seconds")}
+    if isinstance(x, list):
+        return [_without_timings(v) for v in x]
+    return x
+
+
 class Verdicts:
     """Which recorded stages still hold, and why not; checkpoint fingerprints cached by file identity."""
 
@@ -83,7 +92,7 @@ class Verdicts:
             return "+".join(self.checkpoint_fingerprint(self.ctx.writer.checkpoint_path(c)) for c in ckpts)
         s = self.ctx.summary
         owned = {k: s.get(k) for k in stage.summary_keys} | {m: s["models"].get(m) for m in stage.models}
-        return hashlib.sha256(json.dumps(_jsonable(owned), sort_keys=True).encode()).hexdigest()[:20]
+        return hashlib.sha256(json.dumps(_without_timings(_jsonable(owned)), sort_keys=True).encode()).hexdigest()[:20]
 
     def current_inputs(self, stage: Stage) -> dict:
         """Fingerprints of the stages ``stage`` reads that are done now."""

@@ -1,12 +1,14 @@
 """Spiking networks: the LIF network of Kim et al. 2019 for transferred rate networks (``lif``: parameters,
-pure step, thin module; ``simulate``: B trials × S networks in one tensor program; ``xcheck``: Brian2
-cross-check), and ALIF/LSNN neurons with NIR export/import."""
+state, pure step; ``simulate``: B trials × S networks in one tensor program; ``lif_network``: the registered
+model around both), and ALIF/LSNN neurons with NIR export/import. The Brian2 cross-check is ``transfer.xcheck``."""
 
-from .lif import LIFNetwork, LIFParams, LIFState, SynapseConstants, initial_state, lif_step, synapse_constants
-from .simulate import LIFResult, simulate
+from .lif import LIFParams, LIFState, SynapseConstants, initial_state, lif_step, synapse_constants
+from .lif_network import LIFNetwork, LIFNetworkConfig
+from .simulate import LIFResult, simulate, warmup_steps
 
 __all__ = [
     "LIFNetwork",
+    "LIFNetworkConfig",
     "LIFParams",
     "LIFResult",
     "LIFState",
@@ -15,6 +17,7 @@ __all__ = [
     "lif_step",
     "simulate",
     "synapse_constants",
+    "warmup_steps",
 ]
 
 # LSNN (issue 5): ALIF neurons on snntorch's base, LIF/ALIF networks, NIR export/import, figures.

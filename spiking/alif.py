@@ -29,6 +29,7 @@ per-neuron parameters as buffers. State is always passed in and returned, never 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -117,9 +118,15 @@ class ALIFState(NamedTuple):
 
 
 def check_parameters(p: ALIFParameters, dt_ms: float) -> None:
-    """One ``ValueError`` naming the first bad parameter."""
-    if not dt_ms > 0:
-        raise ValueError(f"dt_ms must be > 0, got {dt_ms}")
+    """One ``ValueError`` naming the first bad parameter (NaN and ±inf included). ``ALIF`` calls it once, on
+    construction; ``ALIFParameters`` itself is rebuilt from the buffers every step and not checked there."""
+    if not (math.isfinite(dt_ms) and dt_ms > 0):
+        raise ValueError(f"dt_ms must be a finite number > 0, got {dt_ms}")
+    for name in ("tau_m_ms", "tau_a_ms", "threshold", "beta"):
+        value = torch.as_tensor(getattr(p, name))
+        if not bool(torch.isfinite(value).all()):
+            bad = float(value[~torch.isfinite(value)].flatten()[0])
+            raise ValueError(f"{name} must be finite for every neuron, got {bad}")
     for name in ("tau_m_ms", "tau_a_ms", "threshold"):
         value = torch.as_tensor(getattr(p, name))
         if not bool((value > 0).all()):

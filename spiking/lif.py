@@ -1,7 +1,8 @@
 """Leaky integrate-and-fire network of Kim, Li & Sejnowski 2019 (PNAS, Table S1; reference code
-rkim35/spikeRNN ``spiking/LIF_network_fnc.m``): parameters, state, one pure step, and a thin module.
+rkim35/spikeRNN ``spiking/LIF_network_fnc.m``): parameters, state and one pure step. The batched simulation
+is ``spiking.simulate``; the module around both is ``spiking.lif_network.LIFNetwork``.
 
-One LIF step of ``dt`` (0.05 ms, 100 steps per 5 ms rate step), for unit i, in this order:
+One LIF step of ``dt`` (``LIFParams.lif_dt_ms``, 0.05 ms: 100 steps per 5 ms rate step), for unit i, in this order:
 
     v_i ← v_i + g_i·(I_i + bias + (W_in u)_i − v_i + ξ_i/a),   a = dt/τm;  g_i = a, or 0 while refractory
     s_i = [v_i ≥ θ] (outside refractoriness);   where s_i: v_i ← v_reset, refractory for the next 2 ms
@@ -35,20 +36,19 @@ Two choices differ from the reference code and are documented here once:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
-from torch import nn
-
-from ratenets.rollout import Rollout
 
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Every knob of the transferred LIF network; defaults from Kim et al. 2019 (Table S1, reference code)."""
+    """Every knob of the transferred LIF neurons and synapses; defaults from Kim et al. 2019 (Table S1, reference
+    code). Validated on construction (one ``ValueError`` naming the field), immutable after."""
 
-    dt_ms: float = 0.05  # LIF step; the rate step (5 ms) must be an integer multiple of it
+    lif_dt_ms: float = 0.05  # LIF step; the rate step (5 ms) must be an integer multiple of it
     tau_m_ms: float = 10.0  # membrane time constant
     v_threshold_mv: float = -40.0
     v_reset_mv: float = -65.0
@@ -58,36 +58,42 @@ class LIFParams:
     tau_rise_ms: float = 2.0  # synaptic rise time τr; the decay τd is each unit's trained τ
     v_init_low_mv: float = -65.0  # initial voltage ~ U[low, high]; reference code: high = 30 (module docstring)
     v_init_high_mv: float = -40.0
-    # Zero-input time simulated before each trial and not recorded (0 in the paper). A LIF network started
-    # with empty synapses and a fresh voltage draw fires a transient in its first ~50 ms that the rate network,
-    # started at x = 0, never had; a network that is already running when the trial begins does not. On
-    # Go/NoGo (seeds 3, 4; 100 trials, λ 35/40/45) 200 ms took the LIF score from 0.91/0.93/0.97 to 1.0/1.0/1.0
-    # and from 0.87/0.93/0.89 to 0.98/0.97/0.89: the failures were NoGo outputs crossing 0.3 early on.
-    warmup_ms: float = 0.0
 
-    def check(self) -> None:
-        for name in ("dt_ms", "tau_m_ms", "tau_rise_ms"):
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"LIFParams.{f.name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"LIFParams.{f.name} must be finite, got {value}")
+        for name in ("lif_dt_ms", "tau_m_ms", "tau_rise_ms"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LIFParams.{name} must be > 0, got {getattr(self, name)}")
-        if self.dt_ms > self.tau_m_ms:
-            raise ValueError(f"LIFParams.dt_ms must be <= tau_m_ms, got {self.dt_ms} > {self.tau_m_ms}")
-        if self.refractory_ms < 0 or self.noise_std_mv < 0 or self.warmup_ms < 0:
-            raise ValueError("LIFParams.refractory_ms, noise_std_mv and warmup_ms must be >= 0")
+        if self.lif_dt_ms > self.tau_m_ms:
+            raise ValueError(f"LIFParams.lif_dt_ms must be <= tau_m_ms, got {self.lif_dt_ms} > {self.tau_m_ms}")
+        for name in ("refractory_ms", "noise_std_mv"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LIFParams.{name} must be >= 0, got {getattr(self, name)}")
         if not self.v_reset_mv < self.v_threshold_mv:
-            raise ValueError(f"need v_reset_mv < v_threshold_mv, got {self.v_reset_mv}, {self.v_threshold_mv}")
+            raise ValueError(f"LIFParams: need v_reset_mv < v_threshold_mv, got {self.v_reset_mv}, "
+                             f"{self.v_threshold_mv}")
         if not self.v_init_low_mv <= self.v_init_high_mv:
-            raise ValueError("need v_init_low_mv <= v_init_high_mv")
+            raise ValueError(f"LIFParams: need v_init_low_mv <= v_init_high_mv, got {self.v_init_low_mv}, "
+                             f"{self.v_init_high_mv}")
 
     @property
     def refractory_steps(self) -> int:
         """LIF steps during which a unit that just spiked neither integrates nor spikes (40 by default)."""
-        return round(self.refractory_ms / self.dt_ms)
+        return round(self.refractory_ms / self.lif_dt_ms)
 
     def substeps(self, rate_dt_ms: float) -> int:
-        """LIF steps per rate step; the rate step must be a whole multiple of ``dt_ms``."""
-        n = round(rate_dt_ms / self.dt_ms)
-        if n < 1 or not math.isclose(n * self.dt_ms, rate_dt_ms, rel_tol=1e-9):
-            raise ValueError(f"the rate step {rate_dt_ms} ms is not a whole multiple of the LIF dt {self.dt_ms} ms")
+        """LIF steps per rate step; the rate step must be a whole multiple of ``lif_dt_ms``."""
+        if not (isinstance(rate_dt_ms, numbers.Real) and math.isfinite(rate_dt_ms) and rate_dt_ms > 0):
+            raise ValueError(f"the rate step rate_dt_ms must be a finite number > 0, got {rate_dt_ms!r}")
+        n = round(rate_dt_ms / self.lif_dt_ms)
+        if n < 1 or not math.isclose(n * self.lif_dt_ms, rate_dt_ms, rel_tol=1e-9):
+            raise ValueError(f"the rate step {rate_dt_ms} ms is not a whole multiple of the LIF step "
+                             f"lif_dt_ms {self.lif_dt_ms} ms")
         return n
 
 
@@ -114,8 +120,8 @@ def synapse_constants(tau_d_ms: torch.Tensor, params: LIFParams) -> SynapseConst
     """``e^{-dt/τd}``, ``e^{-dt/τr}`` and ``κ = 1000/(τr τd)`` (1/ms per 1/s, see the module docstring)."""
     tau_d = tau_d_ms
     return SynapseConstants(
-        decay_d=torch.exp(-params.dt_ms / tau_d),
-        decay_r=math.exp(-params.dt_ms / params.tau_rise_ms),
+        decay_d=torch.exp(-params.lif_dt_ms / tau_d),
+        decay_r=math.exp(-params.lif_dt_ms / params.tau_rise_ms),
         jump=1000.0 / (params.tau_rise_ms * tau_d),
     )
 
@@ -156,70 +162,15 @@ def lif_step(
     state's dtype.
     """
     v, i_syn, h_syn, r, h_r, refr = state
-    a = params.dt_ms / params.tau_m_ms
+    a = params.lif_dt_ms / params.tau_m_ms
     gate = a * (1.0 - refr).clamp(0.0, 1.0)
     v = torch.lerp(v, i_syn + (drive + noise / a), gate)
     spikes = (v >= params.v_threshold_mv).to(v.dtype) * (refr <= 0).to(v.dtype)
     v = torch.lerp(v, torch.full_like(v, params.v_reset_mv), spikes)
     refr = torch.maximum((refr - 1.0).clamp(min=0.0), spikes * params.refractory_steps)
     recurrent = torch.matmul(spikes, w_rec.transpose(-1, -2)) if w_rec.dim() > 2 else spikes @ w_rec.T
-    i_syn = i_syn * syn.decay_d + h_syn * params.dt_ms
+    i_syn = i_syn * syn.decay_d + h_syn * params.lif_dt_ms
     h_syn = h_syn * syn.decay_r + syn.jump * recurrent
-    r = r * syn.decay_d + h_r * params.dt_ms
+    r = r * syn.decay_d + h_r * params.lif_dt_ms
     h_r = h_r * syn.decay_r + syn.jump * spikes
     return spikes, LIFState(v, i_syn, h_syn, r, h_r, refr)
-
-
-class LIFNetwork(nn.Module):
-    """A transferred LIF network (thin: weights and parameters; the dynamics live in ``lif_step`` and
-    ``spiking.simulate.simulate``). Built by ``transfer.rate_to_lif``.
-
-    Buffers: ``w_rec [N,N]`` (post, pre) and ``w_out [O,N]`` already divided by ``scale_factor``,
-    ``w_in [N,I]``, ``tau_d_ms [N]``, ``b_out [O]`` (zero unless the mapping kept the rate readout's bias).
-    ``rate_net`` is the source rate network (its smooth dynamics are the
-    surrogate the fixed-point analyses use); ``scale_factor`` is λ.
-    """
-
-    def __init__(
-        self,
-        w_rec: torch.Tensor,
-        w_in: torch.Tensor,
-        w_out: torch.Tensor,
-        tau_d_ms: torch.Tensor,
-        params: LIFParams = LIFParams(),
-        rate_dt_ms: float = 5.0,
-        rate_net: nn.Module | None = None,
-        scale_factor: float = 1.0,
-        b_out: torch.Tensor | None = None,
-    ):
-        super().__init__()
-        params.check()
-        self.params = params
-        self.rate_dt_ms = rate_dt_ms
-        self.scale_factor = float(scale_factor)
-        self.register_buffer("w_rec", w_rec.detach().clone())
-        self.register_buffer("w_in", w_in.detach().clone())
-        self.register_buffer("w_out", w_out.detach().clone())
-        self.register_buffer("tau_d_ms", tau_d_ms.detach().clone())
-        b_out = torch.zeros(w_out.shape[0]).to(w_out) if b_out is None else b_out.detach().clone()
-        self.register_buffer("b_out", b_out)
-        # Kept out of the module tree on purpose: moving or saving the LIF net must not touch the rate net.
-        self.__dict__["rate_net"] = rate_net
-
-    @property
-    def n_units(self) -> int:
-        return self.w_rec.shape[0]
-
-    def forward(self, inputs: torch.Tensor, generator: torch.Generator | None = None, **kwargs) -> Rollout:
-        """Simulate ``inputs [B,T,I]`` (one value per rate step). Returns ``Rollout(outputs [B,T,O],
-        states [B,T,N] filtered rates in Hz, rates (same), spikes [B,T,N] spike counts per rate step)``."""
-        from .simulate import simulate
-
-        res = simulate(self.w_rec, self.w_in, self.w_out, self.tau_d_ms, inputs, self.params,
-                       rate_dt_ms=self.rate_dt_ms, generator=generator, record_rates=True,
-                       record_counts=True, **kwargs)
-        rates = res.rates[0]
-        return Rollout(res.outputs[0] + self.b_out.to(res.outputs), rates, rates=rates, spikes=res.counts[0])
-
-    def config_dict(self) -> dict:
-        return {"params": asdict(self.params), "rate_dt_ms": self.rate_dt_ms, "scale_factor": self.scale_factor}

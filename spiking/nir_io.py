@@ -24,10 +24,10 @@ one of them exactly from the graph's ``metadata`` (``ratespike_*`` keys); other 
   with ``τ_syn = τd`` and the same area per spike (the rise time is dropped); the external input also
   passes through that synapse in NIR, while the simulator feeds it to the membrane directly.
 * **voltage noise** (Kim LIF): NIR has none.
-* **discrete time**: our models step with ``dt_ms`` (the LSNN holds each spike as a unit current for one
-  step and integrates exactly over it); NIR leaves the discretisation to the simulator, and snntorch's
-  importer runs at Δt_ref = 0.1 ms with its own Euler step and reset to zero, so it does not reproduce
-  our spikes (REFERENCES: "lossy").
+* **discrete time**: our models step with ``dt_ms`` (LSNN) and ``lif_dt_ms`` (Kim LIF; the LSNN holds each
+  spike as a unit current for one step and integrates exactly over it); NIR leaves the discretisation to the
+  simulator, and snntorch's importer runs at Δt_ref = 0.1 ms with its own Euler step and reset to zero, so
+  it does not reproduce our spikes (REFERENCES: "lossy").
 
 The readout filters are NIR ``LI`` (LSNN, exact) and ``CubaLI`` (Kim LIF double exponential, exact);
 snntorch's importer knows neither, so ``readout_filter=False`` leaves them out (readout straight from the
@@ -45,6 +45,8 @@ import nir
 import numpy as np
 import torch
 
+from .lif import LIFParams
+from .lif_network import LIFNetwork, LIFNetworkConfig
 from .lsnn import LSNN, LSNNConfig
 
 REFERENCE_DT_S = 1e-4
@@ -228,11 +230,12 @@ def import_lsnn(source: str | Path | nir.NIRGraph) -> LSNN:
     return model
 
 
-# --- transferred LIF network (spiking/lif.py, Kim et al. 2019) ---------------------------------------
+# --- transferred LIF network (spiking/lif_network.py, Kim et al. 2019) -------------------------------
 
 
-def export_lif_network(net, readout_filter: bool = True) -> nir.NIRGraph:
-    """A transferred ``spiking.lif.LIFNetwork`` as a NIR graph of CubaLIF units (module docstring)."""
+def export_lif_network(net: LIFNetwork, readout_filter: bool = True) -> nir.NIRGraph:
+    """A transferred ``spiking.LIFNetwork`` as a NIR graph of CubaLIF units (module docstring). The metadata
+    holds the network's ``config_dict()`` (parameters, rate step, scaling factor, warm-up)."""
     p = net.params
     n = net.n_units
     tau_d_s = _f64(net.tau_d_ms) / 1000.0
@@ -259,7 +262,7 @@ def export_lif_network(net, readout_filter: bool = True) -> nir.NIRGraph:
         _warn(f"refractory period of {p.refractory_ms} ms is not in NIR")
     if p.noise_std_mv:
         _warn(f"voltage noise ({p.noise_std_mv} mV per step) is not in NIR")
-    _warn(f"discrete step of {p.dt_ms} ms is left to the simulator")
+    _warn(f"discrete step of {p.lif_dt_ms} ms is left to the simulator")
     if not readout_filter:
         _warn("readout filter (double exponential) left out: the readout reads the spikes")
     b_out = getattr(net, "b_out", None)
@@ -279,46 +282,42 @@ def export_lif_network(net, readout_filter: bool = True) -> nir.NIRGraph:
     )
 
 
-def import_lif_network(source: str | Path | nir.NIRGraph):
-    """A ``spiking.lif.LIFNetwork`` from a graph written by ``export_lif_network`` (exact with our
-    metadata; without it the Kim defaults fill what NIR does not hold, warned)."""
-    from .lif import LIFNetwork, LIFParams
-
+def import_lif_network(source: str | Path | nir.NIRGraph, rate_dt_ms: float | None = None) -> LIFNetwork:
+    """A ``spiking.LIFNetwork`` from a graph written by ``export_lif_network`` (exact with our metadata; without
+    it the Kim defaults fill what NIR does not hold, warned, and the rate step ``rate_dt_ms`` of the inputs,
+    which NIR does not hold either, must be given)."""
     graph = read_graph(source)
     nodes = _nodes(graph, nir.CubaLIF, "LIF network")
     lif, meta = nodes["lif"], graph.metadata or {}
     r = np.asarray(lif.r, dtype=np.float64)[:, None]
+    as32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)).to(torch.float32)  # noqa: E731
+    w_rec = as32(np.asarray(nodes["w_rec"].weight, dtype=np.float64) * r)
+    w_in = as32(np.asarray(nodes["w_in"].weight, dtype=np.float64) * r)
+    readout = nodes["readout"]
+    b_out = as32(readout.bias) if isinstance(readout, nir.Affine) else None
     if "ratespike_config" in meta:
-        config = json.loads(str(meta["ratespike_config"]))
-        params = LIFParams(**config["params"])
+        cfg = LIFNetworkConfig(**json.loads(str(meta["ratespike_config"])))
+        if rate_dt_ms is not None and rate_dt_ms != cfg.rate_dt_ms:
+            raise ValueError(f"rate_dt_ms {rate_dt_ms} differs from the graph's own rate step {cfg.rate_dt_ms}")
         tau_d_ms = np.asarray(meta["ratespike_tau_d_ms"], dtype=np.float64)
-        rate_dt_ms, scale_factor = config["rate_dt_ms"], config["scale_factor"]
+        params, scale_factor, warmup_ms = cfg.params, cfg.scale_factor, cfg.warmup_ms
+        rate_dt_ms = cfg.rate_dt_ms
     else:
+        if rate_dt_ms is None:
+            raise ValueError("the NIR graph has no ratespike metadata, so its rate step is unknown: pass rate_dt_ms")
         warnings.warn(
             "NIR graph has no ratespike metadata: Kim et al.'s refractory period, noise, rise time and "
             "step are assumed",
             NIRApproximationWarning,
             stacklevel=2,
         )
-        defaults = LIFParams()
-        bias = defaults.bias_mv
+        bias = LIFParams().bias_mv
         params = LIFParams(
             tau_m_ms=float(np.asarray(lif.tau_mem).flat[0] * 1000.0),
             v_threshold_mv=float(np.asarray(lif.v_threshold).flat[0] + bias),
             v_reset_mv=float(np.asarray(lif.v_reset).flat[0] + bias),
         )
         tau_d_ms = np.asarray(lif.tau_syn, dtype=np.float64) * 1000.0
-        rate_dt_ms, scale_factor = 5.0, 1.0
-    as32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)).to(torch.float32)  # noqa: E731
-    readout = nodes["readout"]
-    extra = {"b_out": as32(readout.bias)} if isinstance(readout, nir.Affine) else {}
-    return LIFNetwork(
-        w_rec=as32(np.asarray(nodes["w_rec"].weight, dtype=np.float64) * r),
-        w_in=as32(np.asarray(nodes["w_in"].weight, dtype=np.float64) * r),
-        w_out=as32(readout.weight),
-        tau_d_ms=as32(tau_d_ms),
-        params=params,
-        rate_dt_ms=rate_dt_ms,
-        scale_factor=scale_factor,
-        **extra,
-    )
+        scale_factor, warmup_ms = 1.0, 0.0
+    return LIFNetwork.from_weights(w_rec, w_in, as32(readout.weight), as32(tau_d_ms), params, rate_dt_ms=rate_dt_ms,
+                                   scale_factor=scale_factor, b_out=b_out, warmup_ms=warmup_ms)

@@ -113,7 +113,9 @@ def test_neurons_do_not_share_state_or_leak_into_snntorch_registry():
     "field, value, message",
     [("tau_a_ms", 0.0, "tau_a_ms must be > 0"), ("tau_a_ms", -5.0, "tau_a_ms must be > 0"),
      ("tau_m_ms", 0.0, "tau_m_ms must be > 0"), ("threshold", 0.0, "threshold must be > 0"),
-     ("beta", -1.0, "beta must be >= 0")],
+     ("beta", -1.0, "beta must be >= 0"), ("beta", float("nan"), "beta must be finite"),
+     ("tau_a_ms", float("inf"), "tau_a_ms must be finite"), ("threshold", float("nan"), "threshold must be finite"),
+     ("tau_m_ms", float("-inf"), "tau_m_ms must be finite")],
 )  # fmt: skip
 def test_bad_parameters_raise_one_value_error(field, value, message):
     p = ALIFParameters(torch.tensor([20.0]), torch.tensor([200.0]), torch.tensor([1.6]), torch.tensor([0.01]))
@@ -121,3 +123,9 @@ def test_bad_parameters_raise_one_value_error(field, value, message):
         check_parameters(p._replace(**{field: torch.tensor([value])}), 1.0)
     with pytest.raises(ValueError, match=message):
         ALIF(1, **{field: value})
+
+
+@pytest.mark.parametrize("dt_ms", [0.0, float("nan"), float("inf")])
+def test_bad_step_is_one_value_error(dt_ms):
+    with pytest.raises(ValueError, match="dt_ms must be a finite number > 0"):
+        ALIF(1, dt_ms=dt_ms)

@@ -1,5 +1,5 @@
 """Cross-simulator check against Brian2 (extra ``xcheck``; runs from its own environment, see
-``spiking/xcheck.py``): a transferred 100-unit network, one Go trial, noise off. Deselected from the
+``transfer/xcheck.py``): a transferred 100-unit network, one Go trial, noise off. Deselected from the
 default run (``pyproject.toml``); ``pytest -m xcheck`` in the environment with the extra runs it, and fails
 there, not skips, when Brian2 is missing."""
 
@@ -10,8 +10,8 @@ import torch
 
 import tasks
 from ratenets import RateRNN, RateRNNConfig
-from spiking.xcheck import compare_with_brian2
 from transfer import rate_to_lif
+from transfer.xcheck import compare_with_brian2
 
 
 @pytest.mark.xcheck

@@ -128,11 +128,10 @@ def test_plots_write_pngs(tmp_path):
     model = LSNN(SMALL)
     with torch.no_grad():
         ro = model(torch.randn(1, 40, 3))
-    paths = [
-        plot_raster(ro.spikes[0], tmp_path / "raster.png", 1.0, n_lif=6),
-        plot_output_vs_target(ro.outputs[0], torch.zeros(40, 2), tmp_path / "out.png", 1.0),
-        plot_rate_histogram(unit_rates_hz(ro.spikes, 1.0), tmp_path / "rates.png", target_hz=10.0),
-    ]
+    paths = [tmp_path / "raster.png", tmp_path / "out.png", tmp_path / "rates.png"]
+    plot_raster(ro.spikes[0], paths[0], dt_ms=1.0, n_lif=6)
+    plot_output_vs_target(ro.outputs[0], torch.zeros(40, 2), paths[1], dt_ms=1.0)
+    plot_rate_histogram(unit_rates_hz(ro.spikes, 1.0), paths[2], target_hz=10.0)
     assert all(p.stat().st_size > 1000 for p in paths)
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from spiking.lif import LIFParams
+from spiking.lif_network import LIFNetwork
 from spiking.lsnn import LSNN, LSNNConfig
 from spiking.nir_io import (
     NIRApproximationWarning,
@@ -29,14 +31,12 @@ def quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def tiny_lif_network():
-    from spiking.lif import LIFNetwork, LIFParams
-
+def tiny_lif_network(warmup_ms=0.0):
     g = torch.Generator().manual_seed(0)
     n = 8
-    return LIFNetwork(torch.randn(n, n, generator=g) * 0.5, torch.randn(n, 2, generator=g) * 10,
-                      torch.randn(1, n, generator=g), 20 + 80 * torch.rand(n, generator=g), LIFParams(),
-                      scale_factor=3.0)  # fmt: skip
+    return LIFNetwork.from_weights(torch.randn(n, n, generator=g) * 0.5, torch.randn(n, 2, generator=g) * 10,
+                                   torch.randn(1, n, generator=g), 20 + 80 * torch.rand(n, generator=g), LIFParams(),
+                                   rate_dt_ms=5.0, scale_factor=3.0, warmup_ms=warmup_ms)  # fmt: skip
 
 
 def test_lsnn_export_warns_each_approximation():
@@ -78,7 +78,7 @@ def test_plain_nir_lif_graph_imports_as_lif_lsnn():
 
 
 def test_lif_network_round_trip_reproduces_the_spikes(tmp_path):
-    net = tiny_lif_network()
+    net = tiny_lif_network(warmup_ms=10.0)
     with pytest.warns(NIRApproximationWarning) as record:
         graph = export_lif_network(net)
     text = " ".join(str(w.message) for w in record)
@@ -89,6 +89,17 @@ def test_lif_network_round_trip_reproduces_the_spikes(tmp_path):
     a = net(x, generator=torch.Generator().manual_seed(5))
     b = back(x, generator=torch.Generator().manual_seed(5))
     assert a.spikes.sum() > 10 and torch.equal(a.spikes, b.spikes) and torch.equal(a.outputs, b.outputs)
+    assert back.cfg == net.cfg
+
+
+def test_plain_nir_lif_graph_needs_the_rate_step():
+    graph = quiet(export_lif_network, tiny_lif_network())
+    graph.metadata = {}
+    with pytest.raises(ValueError, match="pass rate_dt_ms"):
+        import_lif_network(graph)
+    with pytest.warns(NIRApproximationWarning, match="no ratespike metadata"):
+        back = import_lif_network(graph, rate_dt_ms=10.0)
+    assert back.rate_dt_ms == 10.0 and back.params.tau_m_ms == pytest.approx(LIFParams().tau_m_ms)
 
 
 def test_exported_graphs_load_with_snntorchs_own_import(capsys):

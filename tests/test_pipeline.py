@@ -11,9 +11,9 @@ import pytest
 import torch
 import yaml
 
-from ratenets import RateRNN, load_checkpoint
-from pipeline.config import ConfigError, load_config
 from pipeline.cli import main
+from pipeline.config import ConfigError, load_config
+from ratenets import RateRNN, load_checkpoint
 
 TINY = {
     "name": "tiny",

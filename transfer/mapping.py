@@ -3,7 +3,8 @@
 For a trained rate network (recurrent ``W``, input ``W_in``, readout ``w_out``, ``b_out``, per-unit τ) and a
 scaling factor λ, the LIF network uses ``W/λ`` as recurrent weights, ``W_in`` unchanged, ``w_out/λ`` as
 readout weights and drops ``b_out``; each unit's synaptic decay τd is the rate unit's trained τ.
-The LIF filtered rates are in spikes/s; λ maps them back to the rate network's (0, 1) range.
+The LIF filtered rates are in spikes/s; λ maps them back to the rate network's (0, 1) range. The LIF network's
+rate step (one input value per step) is the rate network's ``cfg.dt_ms``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import warnings
 
 import torch
 
-from spiking.lif import LIFNetwork, LIFParams
+from spiking.lif import LIFParams
+from spiking.lif_network import LIFNetwork
 
 
 def check_rate_net(rate_net) -> None:
@@ -26,6 +28,7 @@ def check_rate_net(rate_net) -> None:
     if taus is None:
         raise ValueError("the rate network has no synaptic time constants (taus_ms); the LIF synaptic decay τd "
                          "is each unit's trained τ, so a network without τ cannot be transferred")
+    rate_dt_ms_of(rate_net)
     n_units = rate_net.w_out.shape[-1]
     if not torch.is_tensor(taus) or taus.shape != (n_units,):
         raise ValueError(f"taus_ms must be a tensor of shape ({n_units},), got {getattr(taus, 'shape', taus)}")
@@ -41,7 +44,19 @@ def check_rate_net(rate_net) -> None:
                       "did); expect a low LIF score", UserWarning, stacklevel=3)
 
 
+def rate_dt_ms_of(rate_net) -> float:
+    """The rate network's step ``cfg.dt_ms`` (ms), the LIF network's rate step; one ``ValueError`` without it."""
+    value = getattr(getattr(rate_net, "cfg", None), "dt_ms", None)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"the rate network has no valid time step cfg.dt_ms (got {value!r}); the LIF network "
+                         "takes its rate step from it")
+    return float(value)
+
+
 def check_scale_factor(scale_factor) -> float:
+    """``scale_factor`` as a float; one ``ValueError`` unless it is a finite number > 0."""
+    if isinstance(scale_factor, bool):
+        raise ValueError(f"scale_factor must be a number > 0, got {scale_factor!r}")
     try:
         value = float(scale_factor)
     except (TypeError, ValueError):
@@ -67,20 +82,24 @@ def rate_to_lif(
     scale_factor: float,
     lif_params: LIFParams | None = None,
     keep_readout_bias: bool = False,
+    *,
+    warmup_ms: float = 0.0,
 ) -> LIFNetwork:
     """The LIF network of Kim et al. 2019 for a trained rate network and scaling factor λ.
 
     ``W/λ`` recurrent, ``W_in`` input, ``w_out/λ`` readout, no readout bias; τd = the rate network's τ.
     ``keep_readout_bias=True`` adds ``b_out`` to the LIF output: a deviation from the paper, useful for
     networks trained with a large readout bias (the paper's networks had none to speak of); it becomes
-    the module's ``b_out`` buffer.
+    the module's ``b_out`` buffer. The rate step is the rate network's ``cfg.dt_ms``; ``warmup_ms`` (a whole
+    number of rate steps) of zero input run before every trial of the network's ``forward``.
 
-    Raises one ``ValueError`` for λ <= 0, non-finite weights or a network without τ; warns for ReLU.
+    Raises one ``ValueError`` for λ <= 0, non-finite weights, a network without τ or dt, or a bad warm-up;
+    warns for ReLU.
     """
     scale_factor = check_scale_factor(scale_factor)
     lif_params = lif_params or LIFParams()
     check_rate_net(rate_net)
-    lif_params.check()
     w_rec, w_in, w_out, tau_d_ms, b_out = lif_weights(rate_net, torch.tensor([scale_factor]), keep_readout_bias)
-    return LIFNetwork(w_rec[0], w_in, w_out[0], tau_d_ms, lif_params, rate_dt_ms=rate_net.cfg.dt_ms,
-                      rate_net=rate_net, scale_factor=scale_factor, b_out=b_out)
+    return LIFNetwork.from_weights(w_rec[0], w_in, w_out[0], tau_d_ms, lif_params,
+                                   rate_dt_ms=rate_dt_ms_of(rate_net), scale_factor=scale_factor, b_out=b_out,
+                                   rate_net=rate_net, warmup_ms=warmup_ms)

@@ -1,44 +1,46 @@
-"""Figures of the transfer stage; each takes plain data and an output path and writes one PNG."""
+"""Figures of the transfer stage. Each takes plain data, returns a ``matplotlib.figure.Figure`` (no pyplot) and,
+given a ``path``, writes it there as a PNG with ``ratenets.plots.save_figure``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+from ratenets.plots import save_figure
 
 
-def plot_scale_scan(table, path, best_scale: float | None = None, title: str = "LIF score against scaling factor"):
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_scale_scan(table, path: str | Path | None = None, best_scale: float | None = None,
+                    title: str = "LIF score against scaling factor") -> Figure:
     """``table``: ``[[scale, score], ...]`` as in ``ScaleSearchResult.table``."""
     scan = np.asarray(table, dtype=float)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     ax.plot(scan[:, 0], scan[:, 1], "o-", color="C0")
     if best_scale is not None:
         ax.axvline(best_scale, color="C3", ls="--", lw=1, label=f"best λ = {best_scale:g}")
         ax.legend(frameon=False)
     ax.set(xlabel="scaling factor λ", ylabel="task score (LIF)", ylim=(-0.02, 1.02), title=title)
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
-def plot_raster(raster, lif_outputs, path, rate_outputs=None, targets=None, trial: int = 0,
-                lif_dt_ms: float = 0.05, rate_dt_ms: float = 5.0, output: int = 0):
-    """Spike raster of one trial (``raster [E,3]``: trial, LIF step, unit) above the LIF output drawn over
-    the rate network's output and the target (``[B,T,O]`` each, one value per rate step)."""
+def plot_raster(raster, lif_outputs, path: str | Path | None = None, rate_outputs=None, targets=None,
+                trial: int = 0, *, lif_dt_ms: float, rate_dt_ms: float, output: int = 0) -> Figure:
+    """Spike raster of one trial (``raster [E,3]``: trial, LIF step of ``lif_dt_ms``, unit) above the LIF output
+    drawn over the rate network's output and the target (``[B,T,O]`` each, one value per rate step of
+    ``rate_dt_ms``; both steps as in ``TransferTrials``)."""
     ev = torch.as_tensor(raster)
     ev = ev[ev[:, 0] == trial]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig = Figure(figsize=(7, 5))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     top.scatter(ev[:, 1].numpy() * lif_dt_ms, ev[:, 2].numpy(), s=0.6, c="k", marker="|", linewidths=0.5)
     top.set(ylabel="unit", title=f"trial {trial}: spikes")
     n_steps = lif_outputs.shape[1]
@@ -50,15 +52,17 @@ def plot_raster(raster, lif_outputs, path, rate_outputs=None, targets=None, tria
     bottom.plot(t, np.asarray(lif_outputs[trial, :, output]), color="C3", lw=1.2, label="LIF network")
     bottom.set(xlabel="time (ms)", ylabel="output")
     bottom.legend(frameon=False, fontsize=8, loc="upper left")
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
-def plot_rate_histogram(firing_rates_hz, path, bins: int = 30, title: str = "LIF firing rates"):
+def plot_rate_histogram(firing_rates_hz, path: str | Path | None = None, bins: int = 30,
+                        title: str = "LIF firing rates") -> Figure:
     """Histogram of per-unit firing rates (any shape, Hz; e.g. ``TransferTrials.firing_rates_hz``)."""
     rates = np.asarray(torch.as_tensor(firing_rates_hz).detach().cpu(), dtype=float).ravel()
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
     ax.hist(rates, bins=bins, color="C0", alpha=0.8)
     ax.axvline(rates.mean(), color="C3", ls="--", lw=1, label=f"mean {rates.mean():.1f} Hz")
     ax.set(xlabel="firing rate (Hz)", ylabel="units × trials", title=title)
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return _finish(fig, path)

@@ -1,11 +1,13 @@
 """Scaling-factor search of Kim et al. 2019, vectorised: every factor λ of the grid (20, 25, …, 75 by
 default) and every trial (100 by default) in one batched LIF simulation; each factor is scored with the
 task's own criterion and the best one is kept (ties: the smallest λ, as MATLAB's ``max`` does).
-All factors see the same trials, initial voltages and noise (common random numbers).
+All factors see the same trials, initial voltages and noise (common random numbers). The rate step is the rate
+network's ``cfg.dt_ms`` (the task's ``dt_ms`` must agree).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,10 +15,11 @@ from typing import NamedTuple
 
 import torch
 
-from spiking.lif import LIFNetwork, LIFParams
-from spiking.simulate import simulate
+from spiking.lif import LIFParams
+from spiking.lif_network import LIFNetwork
+from spiking.simulate import simulate, warmup_steps
 
-from .mapping import check_rate_net, check_scale_factor, lif_weights
+from .mapping import check_rate_net, check_scale_factor, lif_weights, rate_dt_ms_of
 
 DEFAULT_SCALES = tuple(float(s) for s in range(20, 80, 5))
 
@@ -40,6 +43,14 @@ def _device(rate_net, device) -> torch.device:
     return torch.device(device) if device is not None else rate_net.w_out.device
 
 
+def _task_rate_dt_ms(rate_net, task) -> float:
+    """The rate step: the rate network's ``cfg.dt_ms``, which the task's ``dt_ms`` must equal."""
+    dt = rate_dt_ms_of(rate_net)
+    if not math.isclose(float(task.dt_ms), dt, rel_tol=1e-9):
+        raise ValueError(f"the task's dt_ms {task.dt_ms} differs from the rate network's dt_ms {dt}")
+    return dt
+
+
 def search_scale(
     rate_net,
     task,
@@ -47,6 +58,7 @@ def search_scale(
     n_trials: int = 100,
     lif_params: LIFParams | None = None,
     *,
+    warmup_ms: float = 0.0,
     seed: int = 0,
     device=None,
     dtype: torch.dtype | None = None,
@@ -57,7 +69,9 @@ def search_scale(
 
     Trials come from ``task.sample(n_trials, Generator(seed))``; the LIF noise from a generator seeded
     ``seed + 1`` on ``device`` (default: the rate network's). ``score_fn(outputs [B,T,O], batch) -> float``
-    replaces ``task.score`` (e.g. a published variant of the criterion). Errors as ``rate_to_lif``.
+    replaces ``task.score`` (e.g. a published variant of the criterion). ``warmup_ms`` of zero input (a whole
+    number of rate steps) run before each trial, unrecorded. Errors as ``rate_to_lif``; every factor must be a
+    finite number > 0.
     """
     scales = [check_scale_factor(s) for s in scales]
     lif_params = lif_params or LIFParams()
@@ -66,14 +80,15 @@ def search_scale(
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     check_rate_net(rate_net)
-    lif_params.check()
+    dt = _task_rate_dt_ms(rate_net, task)
+    warmup_steps(warmup_ms, dt)
     device = _device(rate_net, device)
     t0 = time.perf_counter()
     batch = task.sample(n_trials, torch.Generator().manual_seed(seed)).to(device)
     w_rec, w_in, w_out, tau_d_ms, b_out = lif_weights(rate_net, torch.tensor(scales), keep_readout_bias)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
-    res = simulate(w_rec.to(device), w_in, w_out, tau_d_ms, batch.inputs, lif_params, rate_dt_ms=task.dt_ms,
-                   generator=generator, dtype=dtype)
+    res = simulate(w_rec.to(device), w_in, w_out, tau_d_ms, batch.inputs, lif_params, rate_dt_ms=dt,
+                   warmup_ms=warmup_ms, generator=generator, dtype=dtype)
     outputs = res.outputs if b_out is None else res.outputs + b_out.to(res.outputs)
     score_fn = score_fn or task.score
     # Rounded: scores are fractions of trials, and float32 means would put 95/100 at 0.9499999881.
@@ -105,14 +120,20 @@ def simulate_trials(
     seed: int = 0,
     raster_trials: int | None = None,
     dtype: torch.dtype | None = None,
+    warmup_ms: float | None = None,
 ) -> TransferTrials:
     """Run ``n_trials`` trials of ``task`` through the LIF network (full-resolution spikes for the first
-    ``raster_trials``, default all) and through its source rate network (noise off), on the LIF net's device."""
+    ``raster_trials``, default all) and through its source rate network (noise off), on the LIF net's device.
+    ``warmup_ms`` defaults to the network's own (``lif_net.warmup_ms``, as its ``forward`` uses)."""
+    if not math.isclose(float(task.dt_ms), lif_net.rate_dt_ms, rel_tol=1e-9):
+        raise ValueError(f"the task's dt_ms {task.dt_ms} differs from the LIF network's rate_dt_ms "
+                         f"{lif_net.rate_dt_ms}")
+    warmup_ms = lif_net.warmup_ms if warmup_ms is None else warmup_ms
     device = lif_net.w_rec.device
     batch = task.sample(n_trials, torch.Generator().manual_seed(seed)).to(device)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     res = simulate(lif_net.w_rec, lif_net.w_in, lif_net.w_out, lif_net.tau_d_ms, batch.inputs, lif_net.params,
-                   rate_dt_ms=lif_net.rate_dt_ms, generator=generator, dtype=dtype,
+                   rate_dt_ms=lif_net.rate_dt_ms, warmup_ms=warmup_ms, generator=generator, dtype=dtype,
                    raster_trials=n_trials if raster_trials is None else raster_trials)
     rate_outputs = None
     rate_net = lif_net.rate_net
@@ -124,4 +145,4 @@ def simulate_trials(
         finally:
             rate_net.train(was_training)
     return TransferTrials(batch, rate_outputs, res.outputs[0] + lif_net.b_out.to(res.outputs), res.raster[:, 1:],
-                          res.firing_rates_hz()[0], res.dt_ms, lif_net.rate_dt_ms)
+                          res.firing_rates_hz()[0], res.lif_dt_ms, lif_net.rate_dt_ms)

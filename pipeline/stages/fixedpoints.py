@@ -17,7 +17,6 @@ from tasks import TaskBatch
 
 from ..context import RunContext, RunError
 from ..evaluation import N_SAVED_TRIALS
-from ..outputs import to_numpy
 from ..registry import Stage, register
 
 

@@ -10,7 +10,15 @@ import torch
 
 from ratenets import TrainConfig, train
 from ratenets.plots import plot_training
-from spiking import LSNN, LSNNConfig, mean_rate_hz, plot_output_vs_target, plot_raster, plot_rate_histogram, unit_rates_hz
+from spiking import (
+    LSNN,
+    LSNNConfig,
+    mean_rate_hz,
+    plot_output_vs_target,
+    plot_raster,
+    plot_rate_histogram,
+    unit_rates_hz,
+)
 
 from ..context import ConfigError, RunContext
 from ..evaluation import N_SAVED_TRIALS, held_out_score, save_model_results

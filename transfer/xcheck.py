@@ -1,8 +1,9 @@
 """Cross-simulator check: rebuild a transferred LIF network in Brian2 and compare spike trains.
+``python -m transfer.xcheck`` runs it on a 100-unit network; ``tests/test_lif_xcheck.py`` asserts on it.
 
 Brian2 (``pip install 'ratespike[xcheck]'``, numpy < 2.4; code-generation target ``numpy``) runs the same
 network with the same weights, the same input current (a ``TimedArray`` holding ``bias + W_in u`` per
-rate step), the same initial voltages, and voltage noise off:
+rate step), the same initial voltages, voltage noise off and no warm-up:
 
 * membrane: ``dv/dt = (-v + I_syn + ext(t, i)) / τm (unless refractory)``, Brian2's ``euler`` method,
   threshold ``v >= θ``, reset ``v = v_reset``; Brian2 frees a unit when ``t − lastspike >= refractory``,
@@ -22,8 +23,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .lif import LIFNetwork
-from .simulate import simulate
+import tasks
+from ratenets import RateRNN, RateRNNConfig
+from spiking.lif_network import LIFNetwork
+from spiking.simulate import simulate
+
+from .mapping import rate_to_lif
 
 
 class XCheckResult(NamedTuple):
@@ -56,7 +61,7 @@ def simulate_brian2(
     p = lif_net.params
     b2.prefs.codegen.target = "numpy"
     b2.start_scope()
-    lif_dt = p.dt_ms * b2.ms
+    lif_dt = p.lif_dt_ms * b2.ms
     w_rec = lif_net.w_rec.detach().double().cpu().numpy()
     drive = (p.bias_mv + inputs.double().cpu() @ lif_net.w_in.double().cpu().T).numpy()  # [T, N]
     ext = b2.TimedArray(drive, dt=lif_net.rate_dt_ms * b2.ms)  # noqa: F841 (found by name in the equations)
@@ -94,7 +99,8 @@ def simulate_brian2(
 
 def compare_with_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, seed: int = 0) -> XCheckResult:
     """Run one trial (``inputs [T,I]``) in both simulators, float64, noise off, the same random ``v0``
-    drawn from U[−65, 30] mV (the reference code's range: the first-step volley exercises the synapses)."""
+    drawn from U[−65, 30] mV (the reference code's range: the first-step volley exercises the synapses), no
+    warm-up (``lif_net.warmup_ms`` is not used: Brian2 starts the trial at t = 0)."""
     n_units = lif_net.n_units
     v0 = -65.0 + 95.0 * torch.rand(n_units, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     res = simulate(lif_net.w_rec.cpu(), lif_net.w_in.cpu(), lif_net.w_out.cpu(), lif_net.tau_d_ms.cpu(),
@@ -119,13 +125,9 @@ def compare_with_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, seed: int = 0
 
 
 def main() -> None:
-    """``python -m spiking.xcheck``: a 100-unit transferred network on one Go trial; prints JSON."""
+    """``python -m transfer.xcheck``: a 100-unit transferred network on one Go trial; prints JSON."""
     import json
     import time
-
-    import tasks
-    from ratenets import RateRNN, RateRNNConfig
-    from transfer.mapping import rate_to_lif
 
     rate_net = RateRNN(RateRNNConfig(n_units=100), seed=0)
     lif_net = rate_to_lif(rate_net, 25.0)
