@@ -21,19 +21,21 @@ after the loop, so each step costs one matmul and a handful of element-wise kern
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
+from ratenets._validate import integer, real
 from ratenets.checkpoint import register_model
+from ratenets.rate_rnn import MAX_CHANNELS, MAX_UNITS
 from ratenets.rollout import Rollout
 
 from .alif import ALIF, SURROGATE_NAMES, ALIFState, alif_step, decay
 from .lsnn_scan import LSNNScan
 
 
-@dataclass
+@dataclass(frozen=True)
 class LSNNConfig:
     """Knobs of an LSNN. Defaults follow the 3-bit flip-flop LSNN of the KTH thesis cited in
     REFERENCES (τm 20 ms, τa 150 ms, β 1.8, ALIF threshold 0.01; Bellec's LIF threshold 0.03),
@@ -71,10 +73,18 @@ class LSNNConfig:
     def n_units(self) -> int:
         return self.n_lif + self.n_alif
 
+    def __post_init__(self):
+        self.check()  # validated once, when built; frozen after (use dataclasses.replace)
+
     def check(self) -> None:
+        for name in ("n_lif", "n_alif"):
+            integer(name, getattr(self, name), 0, MAX_UNITS)
         for name in ("n_inputs", "n_outputs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            integer(name, getattr(self, name), 1, MAX_CHANNELS)
+        integer("refractory_steps", self.refractory_steps, 0, 1_000_000)
+        for f in fields(self):
+            if f.type in (float, "float"):
+                real(f.name, getattr(self, f.name))
         if self.n_lif < 0 or self.n_alif < 0 or self.n_units < 1:
             raise ValueError(f"need n_lif >= 0, n_alif >= 0 and at least one unit, got {self.n_lif}, {self.n_alif}")
         for name in ("dt_ms", "tau_m_ms", "tau_out_ms", "threshold_lif", "threshold_alif", "dampening"):
@@ -142,7 +152,6 @@ class LSNN(nn.Module):
 
     def __init__(self, cfg: LSNNConfig, seed: int = 0):
         super().__init__()
-        cfg.check()
         self.cfg = cfg
         n, n_lif = cfg.n_units, cfg.n_lif
         g = torch.Generator().manual_seed(seed)

@@ -36,6 +36,7 @@ spikes, a further approximation, warned) for a graph that loads there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import asdict
@@ -206,7 +207,7 @@ def import_lsnn(source: str | Path | nir.NIRGraph) -> LSNN:
         thr, beta, tau_a, signs = nir_thr, np.zeros(n), np.full(n, cfg.tau_a_ms), np.ones(n)
     filt = nodes.get("readout_filter")
     if isinstance(filt, nir.LI):
-        cfg.tau_out_ms = float(np.asarray(filt.tau, dtype=np.float64).flat[0] * 1000.0)
+        cfg = dataclasses.replace(cfg, tau_out_ms=float(np.asarray(filt.tau, dtype=np.float64).flat[0] * 1000.0))
     if cfg.n_units != n:
         raise ValueError(f"NIR graph has {n} neurons but its metadata describes {cfg.n_units}")
     model = LSNN(cfg)

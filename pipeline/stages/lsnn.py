@@ -43,7 +43,7 @@ class LSNNSection:
 
     def check_with_task(self, task) -> None:
         try:
-            self.model_config(task).check()
+            self.model_config(task)
         except ValueError as e:
             raise ConfigError(f"config key lsnn.model: {e}") from None
 
