@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -202,3 +203,18 @@ def test_all_stages_fill_the_summary_as_documented(tmp_path):
         assert (run / "figures" / f"{fig}.png").exists(), fig
     report = (run / "report.md").read_text()
     assert "## Rate → LIF transfer" in report and "## Fixed points" in report
+
+
+def test_the_three_entries_are_the_same_command(root, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cfg = write_config(tmp_path / "c.yaml", {**TINY, "rate": {**TINY["rate"], "train": {
+        **TINY["rate"]["train"], "n_steps": 2, "eval_every": 1}}})
+    entries = ([sys.executable, "-m", "pipeline"], [sys.executable, str(root / "transfer" / "run.py")])
+    for i, entry in enumerate(entries):
+        done = subprocess.run([*entry, str(cfg), "--out", str(tmp_path / str(i))], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert json.loads((tmp_path / str(i) / "tiny" / "summary.json").read_text())["models"]["rate"]["score"] >= 0
+    script = Path(sys.executable).parent / "ratespike"  # the console script pip installs with the package
+    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "--stages" in shown.stdout
