@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import torch
 
+from ratenets.arrays import to_numpy
 from ratenets.atomic import TMP_SUFFIX, atomic_write, atomic_write_text
 from ratenets.plots import save_figure
 
@@ -26,13 +27,6 @@ REPORT = "report.md"
 
 class OutputError(ValueError):
     """A file of the run directory that exists but cannot be read back; the message is one line."""
-
-
-def to_numpy(x) -> np.ndarray:
-    """The one way a tensor leaves for numpy, a figure or a file: detached, on the CPU."""
-    if torch.is_tensor(x):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _jsonable(x):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .arrays import to_numpy
 from .atomic import atomic_write
 
 DPI = 110
@@ -24,7 +25,8 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
 
 
-def _finish(fig: Figure, path: str | Path | None) -> Figure:
+def finish_figure(fig: Figure, path: str | Path | None) -> Figure:
+    """Return ``fig``, written to ``path`` first when one is given (the tail of every plot function)."""
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -34,24 +36,25 @@ def plot_training(history: dict, path: str | Path | None = None, title: str = ""
     """Loss per update (log scale) and validation score."""
     fig = Figure(figsize=(9, 3.2))
     ax1, ax2 = fig.subplots(1, 2)
-    loss = np.asarray(history["loss"], dtype=float)
-    ax1.semilogy(history["step"], loss, lw=0.6, color="0.6")
+    loss = to_numpy(history["loss"], dtype=float)
+    steps = to_numpy(history["step"])
+    ax1.semilogy(steps, loss, lw=0.6, color="0.6")
     if len(loss) >= 20:
         k = max(len(loss) // 50, 5)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax1.semilogy(np.asarray(history["step"])[k - 1 :], smooth, color="k", lw=1.2)
+        ax1.semilogy(steps[k - 1 :], smooth, color="k", lw=1.2)
     ax1.set(xlabel="update", ylabel="loss", title=f"{title} training loss".strip())
-    ax2.plot(history["eval_step"], history["eval_score"], "o-", ms=3, color="C0")
+    ax2.plot(to_numpy(history["eval_step"]), to_numpy(history["eval_score"]), "o-", ms=3, color="C0")
     ax2.set(xlabel="update", ylabel="validation score", ylim=(0, 1.02), title="task score")
     ax2.grid(alpha=0.3)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_trials(inputs, outputs, targets, mask, dt_ms: float, path: str | Path | None = None, title: str = "",
                 n_trials: int = 3) -> Figure:
     """Inputs, outputs and targets of a few trials (``dt_ms``: the rate step); one row per trial, one colour
     per channel."""
-    inputs, outputs, targets, mask = (np.asarray(a) for a in (inputs, outputs, targets, mask))
+    inputs, outputs, targets, mask = (to_numpy(a) for a in (inputs, outputs, targets, mask))
     n = min(n_trials, len(outputs))
     t = np.arange(outputs.shape[1]) * dt_ms
     fig = Figure(figsize=(10, 2.1 * n))
@@ -74,4 +77,4 @@ def plot_trials(inputs, outputs, targets, mask, dt_ms: float, path: str | Path |
     axes[-1, 1].set_xlabel("time (ms)")
     if title:
         fig.suptitle(title)
-    return _finish(fig, path)
+    return finish_figure(fig, path)

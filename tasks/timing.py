@@ -63,7 +63,7 @@ class CueSetGo(Task):
 
     def score(self, outputs, batch):
         o = outputs[..., 0]
-        t = torch.arange(o.shape[1])[None, :]
+        t = torch.arange(o.shape[1], device=o.device)[None, :]
         go, interval = batch.meta["go"], batch.meta["interval"]
         quiet = torch.where(t < go[:, None], o, torch.zeros_like(o)).amax(dim=1) < 0.5
         crossed = (o >= 0.9) & (t >= go[:, None])

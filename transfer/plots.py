@@ -6,22 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ratenets.plots import save_figure
-
-
-def _finish(fig: Figure, path: str | Path | None) -> Figure:
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+from ratenets.arrays import to_numpy
+from ratenets.plots import finish_figure as _finish
 
 
 def plot_scale_scan(table, path: str | Path | None = None, best_scale: float | None = None,
                     title: str = "LIF score against scaling factor") -> Figure:
     """``table``: ``[[scale, score], ...]`` as in ``ScaleSearchResult.table``."""
-    scan = np.asarray(table, dtype=float)
+    scan = to_numpy(table, dtype=float)
     fig = Figure(figsize=(5, 3.2))
     ax = fig.subplots()
     ax.plot(scan[:, 0], scan[:, 1], "o-", color="C0")
@@ -37,19 +31,19 @@ def plot_raster(raster, lif_outputs, path: str | Path | None = None, rate_output
     """Spike raster of one trial (``raster [E,3]``: trial, LIF step of ``lif_dt_ms``, unit) above the LIF output
     drawn over the rate network's output and the target (``[B,T,O]`` each, one value per rate step of
     ``rate_dt_ms``; both steps as in ``TransferTrials``)."""
-    ev = torch.as_tensor(raster)
+    ev = to_numpy(raster).reshape(-1, 3)
     ev = ev[ev[:, 0] == trial]
     fig = Figure(figsize=(7, 5))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    top.scatter(ev[:, 1].numpy() * lif_dt_ms, ev[:, 2].numpy(), s=0.6, c="k", marker="|", linewidths=0.5)
+    top.scatter(ev[:, 1] * lif_dt_ms, ev[:, 2], s=0.6, c="k", marker="|", linewidths=0.5)
     top.set(ylabel="unit", title=f"trial {trial}: spikes")
     n_steps = lif_outputs.shape[1]
     t = (np.arange(n_steps) + 1) * rate_dt_ms
     if targets is not None:
-        bottom.plot(t, np.asarray(targets[trial, :, output]), color="0.6", lw=2, label="target")
+        bottom.plot(t, to_numpy(targets)[trial, :, output], color="0.6", lw=2, label="target")
     if rate_outputs is not None:
-        bottom.plot(t, np.asarray(rate_outputs[trial, :, output]), color="C0", lw=1.2, label="rate network")
-    bottom.plot(t, np.asarray(lif_outputs[trial, :, output]), color="C3", lw=1.2, label="LIF network")
+        bottom.plot(t, to_numpy(rate_outputs)[trial, :, output], color="C0", lw=1.2, label="rate network")
+    bottom.plot(t, to_numpy(lif_outputs)[trial, :, output], color="C3", lw=1.2, label="LIF network")
     bottom.set(xlabel="time (ms)", ylabel="output")
     bottom.legend(frameon=False, fontsize=8, loc="upper left")
     return _finish(fig, path)
@@ -58,7 +52,7 @@ def plot_raster(raster, lif_outputs, path: str | Path | None = None, rate_output
 def plot_rate_histogram(firing_rates_hz, path: str | Path | None = None, bins: int = 30,
                         title: str = "LIF firing rates") -> Figure:
     """Histogram of per-unit firing rates (any shape, Hz; e.g. ``TransferTrials.firing_rates_hz``)."""
-    rates = np.asarray(torch.as_tensor(firing_rates_hz).detach().cpu(), dtype=float).ravel()
+    rates = to_numpy(firing_rates_hz, dtype=float).ravel()
     fig = Figure(figsize=(4.5, 3.2))
     ax = fig.subplots()
     ax.hist(rates, bins=bins, color="C0", alpha=0.8)
