@@ -115,7 +115,7 @@ def test_killed_inside_each_stage_in_turn_then_rerun_gives_the_uninterrupted_run
         ("results.h5", 1),  # the first write of results.h5 (the file does not exist yet)
         ("lif.pt", 1),  # inside the transfer stage
         ("lsnn.pt", 2),  # mid LSNN training
-        ("fixed_points_lif.png", 1),  # inside the fixed-point stage, between two models
+        ("fixed_points_lsnn.png", 1),  # inside the fixed-point stage, between two models
         ("summary.json", 1),  # between a stage and its record
         ("report.md", 1),  # during the report
     ]
