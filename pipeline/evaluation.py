@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from tasks import TaskBatch
 
 from .context import RunContext
+from .errors import ConfigError
 
 N_SAVED_TRIALS = 32  # trials whose full trajectories go into results.h5
+MAX_EVAL_TRIALS = 1_000_000
+DERIVED = ("n_inputs", "n_outputs", "dt_ms")  # a model's settings that come from the task, never by hand
+
+
+def check_eval_trials(n: int) -> None:
+    if not 1 <= n <= MAX_EVAL_TRIALS:
+        raise ValueError(f"eval_trials must be in [1, {MAX_EVAL_TRIALS}], got {n}")
+
+
+class TrainedModelSection:
+    """Shared by the config sections of trained models (``model``, ``train``, ``eval_trials``; the model's widths
+    and time step come from the task, the one source of the rate step). Subclasses are frozen dataclasses."""
+
+    def __post_init__(self):
+        check_eval_trials(self.eval_trials)
+
+    def model_config(self, task):
+        return dataclasses.replace(self.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms)
+
+    def check_with_task(self, task) -> None:
+        try:
+            self.model_config(task)
+        except ValueError as e:
+            raise ConfigError(f"config key {self.KEY}.model: {e}") from None
 
 
 @torch.no_grad()

@@ -3,7 +3,6 @@ gradients, scored on held-out trials; raster, output, firing rates and training 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -20,32 +19,20 @@ from spiking import (
     unit_rates_hz,
 )
 
-from ..context import ConfigError, RunContext
-from ..evaluation import N_SAVED_TRIALS, held_out_score, save_model_results
+from ..context import RunContext
+from ..evaluation import DERIVED, N_SAVED_TRIALS, TrainedModelSection, held_out_score, save_model_results
 from ..outputs import to_numpy
 from ..registry import Stage, register
-from .rate import DERIVED, check_eval_trials
 
 
 @dataclass(frozen=True)
-class LSNNSection:
+class LSNNSection(TrainedModelSection):
     """The LSNN (its input/output widths and dt come from the task) and its training."""
 
+    KEY = "lsnn"
     model: LSNNConfig = field(default_factory=LSNNConfig, metadata={"derived": DERIVED})
     train: TrainConfig = field(default_factory=lambda: TrainConfig(n_steps=1500, lr=0.005))
     eval_trials: int = 1000
-
-    def __post_init__(self):
-        check_eval_trials(self.eval_trials)
-
-    def model_config(self, task) -> LSNNConfig:
-        return dataclasses.replace(self.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms)
-
-    def check_with_task(self, task) -> None:
-        try:
-            self.model_config(task)
-        except ValueError as e:
-            raise ConfigError(f"config key lsnn.model: {e}") from None
 
 
 def run(ctx: RunContext) -> None:

@@ -3,46 +3,25 @@ held-out trials, save its trajectories and figures."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from ratenets import RateRNN, RateRNNConfig, TrainConfig, train
 from ratenets.plots import plot_training, plot_trials
 
-from ..context import ConfigError, RunContext
-from ..evaluation import N_SAVED_TRIALS, held_out_score, save_model_results
+from ..context import RunContext
+from ..evaluation import DERIVED, N_SAVED_TRIALS, TrainedModelSection, held_out_score, save_model_results
 from ..outputs import to_numpy
 from ..registry import Stage, register
 
-MAX_EVAL_TRIALS = 1_000_000
-DERIVED = ("n_inputs", "n_outputs", "dt_ms")  # set from the task, never by hand
-
-
-def check_eval_trials(n: int) -> None:
-    if not 1 <= n <= MAX_EVAL_TRIALS:
-        raise ValueError(f"eval_trials must be in [1, {MAX_EVAL_TRIALS}], got {n}")
-
 
 @dataclass(frozen=True)
-class RateSection:
+class RateSection(TrainedModelSection):
     """The rate network (``model``; its input/output widths and dt come from the task) and its training."""
 
+    KEY = "rate"
     model: RateRNNConfig = field(default_factory=lambda: RateRNNConfig(n_units=200), metadata={"derived": DERIVED})
     train: TrainConfig = field(default_factory=TrainConfig)
     eval_trials: int = 1000
-
-    def __post_init__(self):
-        check_eval_trials(self.eval_trials)
-
-    def model_config(self, task) -> RateRNNConfig:
-        """The model's settings with the task's widths and time step (the one source of the rate step)."""
-        return dataclasses.replace(self.model, n_inputs=task.n_inputs, n_outputs=task.n_outputs, dt_ms=task.dt_ms)
-
-    def check_with_task(self, task) -> None:
-        try:
-            self.model_config(task)
-        except ValueError as e:
-            raise ConfigError(f"config key rate.model: {e}") from None
 
 
 def run(ctx: RunContext) -> None:

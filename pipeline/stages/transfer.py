@@ -14,10 +14,9 @@ from transfer import rate_to_lif, search_scale, simulate_trials
 from transfer.plots import plot_raster, plot_rate_histogram, plot_scale_scan
 
 from ..context import RunContext
-from ..evaluation import N_SAVED_TRIALS
+from ..evaluation import N_SAVED_TRIALS, check_eval_trials
 from ..outputs import to_numpy
 from ..registry import Stage, register
-from .rate import check_eval_trials
 
 MAX_SEARCH_TRIALS = 100_000
 
