@@ -9,6 +9,12 @@
    within 10 minutes on a 2-core CPU). ``--mnist``
    runs the same code path on a real MNIST file (784 steps; much longer).
 
+Training validates and early-stops on ``task.validation()`` (for the digits a split carved out of the
+training images); the test split is touched once, after training. Each task reports, in separate fields,
+``val_score`` (the score that stopped training: the training loop's fixed validation batch), ``val_split_score``
+(the whole validation split, where the task has one) and ``test_score`` (the whole test split, or held-out
+trials), plus ``rate_hz`` on the test trials.
+
 Prints one line per task and a JSON line last.
 """
 
@@ -68,20 +74,35 @@ def held_out_figures(model: LSNN, task: tasks.Task, n_trials: int = 512) -> tupl
         else test.sample(n_trials, torch.Generator().manual_seed(123))
     )
     rollout = model(batch.inputs)
-    return task.score(rollout.outputs, batch), mean_rate_hz(rollout, model.cfg.dt_ms)
+    return test.score(rollout.outputs, batch), mean_rate_hz(rollout, model.cfg.dt_ms)
+
+
+@torch.no_grad()
+def validation_split_score(model: LSNN, task: tasks.Task) -> float | None:
+    """Accuracy on the whole validation split, where the task has a finite one (else None)."""
+    validation = task.validation()
+    if validation is task or not hasattr(validation, "all_examples"):
+        return None
+    model.eval()
+    batch = validation.all_examples()
+    return validation.score(model(batch.inputs).outputs, batch)
 
 
 def run(name: str, model: LSNN, task: tasks.Task, train_cfg: TrainConfig) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
-    result = train(model, task, train_cfg, seed=0)
+    result = train(model, task, train_cfg, seed=0)  # validates on task.validation(), never on the test split
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    score, rate = held_out_figures(model, task)
+    val_split = validation_split_score(model, task)
+    score, rate = held_out_figures(model, task)  # the first and only look at the test split
+    val_text = f"validation {result.score:.4f}" + ("" if val_split is None else f" (whole split {val_split:.4f})")
     print(
-        f"{name}: held-out score {score:.4f}  mean rate {rate:.1f} Hz  train {seconds:.0f} s wall, "
+        f"{name}: {val_text}  test {score:.4f}  mean rate {rate:.1f} Hz  train {seconds:.0f} s wall, "
         f"{cpu_seconds:.0f} s CPU ({result.step} steps)"
     )
     return {
-        "score": round(score, 4),
+        "val_score": round(result.score, 4),
+        "val_split_score": None if val_split is None else round(val_split, 4),
+        "test_score": round(score, 4),
         "rate_hz": round(rate, 2),
         "train_s": round(seconds, 1),
         "train_cpu_s": round(cpu_seconds, 1),

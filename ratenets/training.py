@@ -1,11 +1,11 @@
 """The project's one training loop, for every trainable model and task.
 
 Batched Adam on masked MSE (or cross-entropy for classification tasks), plus the model's own
-``regularizer(rollout)`` when it has one; gradient clipping; validation on a fixed held-out batch every
-``eval_every`` steps with an early stop at ``target_score``; checkpoints every ``checkpoint_every``
-steps that hold everything needed to resume bit-for-bit (weights, optimiser, step, RNG states,
-history). A non-finite loss stops training with ``TrainingDiverged`` naming the step; the last good
-checkpoint is kept.
+``regularizer(rollout)`` when it has one; gradient clipping; validation on a fixed batch of
+``task.validation()`` (never the test split ``task.held_out()``) every ``eval_every`` steps with an
+early stop at ``target_score``; checkpoints every ``checkpoint_every`` steps that hold everything needed
+to resume bit-for-bit (weights, optimiser, step, RNG states, history). A non-finite loss stops training
+with ``TrainingDiverged`` naming the step; the last good checkpoint is kept.
 
 Kim et al. 2019 trained on one trial per update (loss ``sqrt(Σ(o-z)²)``, Adam lr 0.01); batching
 trials is the main speed-up here (``bench/rate_training.py`` measures it).
@@ -165,8 +165,16 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``task``; resume from ``checkpoint_path`` if it holds an unfinished run.
 
-    The checkpoint is written every ``cfg.checkpoint_every`` steps and at the end (with
-    ``done=True``). A finished checkpoint is loaded and returned without training.
+    Validation (and the early stop at ``cfg.target_score``) uses a fixed batch of ``task.validation()``;
+    ``task.held_out()`` is never touched here, so a score on it afterwards is on data that chose nothing.
+
+    The checkpoint is written every ``cfg.checkpoint_every`` steps and at the end (with ``done=True``). A
+    finished checkpoint is loaded and returned without training if it stopped early (its score reached
+    ``cfg.target_score``) or has at least ``cfg.n_steps`` steps. One that ran out of steps below a since
+    raised ``cfg.n_steps`` trains on to the new ``n_steps``: the optimiser, the learning-rate schedule (it
+    does not depend on ``n_steps``) and the random streams continue from the checkpoint, so on the same
+    device the weights equal those of one run to the new ``n_steps``; the history then holds one more
+    evaluation, at the old last step, where ``eval_every`` does not divide it.
     """
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     model.to(device).train()
@@ -178,7 +186,7 @@ def train(
     task_gen = seeds.stream(seed, seeds.TRAINING)
     noise_gen = seeds.stream(seed, seeds.TRAINING, device)
     forward_kwargs = {"generator": noise_gen} if _accepts_generator(model) else {}
-    eval_task = task.held_out()
+    eval_task = task.validation()
     val_batch = eval_task.sample(cfg.eval_batch_size, seeds.stream(seed, seeds.VALIDATION)).to(device)
     history = {"step": [], "loss": [], "eval_step": [], "eval_score": []}
     step, score, resumed_from = 0, float("nan"), None
@@ -189,7 +197,7 @@ def train(
         model.load_state_dict(ckpt["model_state"])
         history = ckpt["history"]
         step, score = ckpt["step"], ckpt["score"]
-        if ckpt.get("done"):
+        if ckpt.get("done") and (step >= cfg.n_steps or score >= cfg.target_score):
             return TrainResult(score, step, history, resumed_from=step)
         opt.load_state_dict(ckpt["optimizer_state"])
         sched.load_state_dict(ckpt["scheduler_state"])
@@ -244,7 +252,7 @@ def train(
         bar.update(1)
         stop = False
         if step % cfg.eval_every == 0 or step == cfg.n_steps:
-            score = evaluate(model, task, val_batch)
+            score = evaluate(model, eval_task, val_batch)
             history["eval_step"].append(step)
             history["eval_score"].append(score)
             bar.set_postfix(loss=f"{value:.4f}", score=f"{score:.3f}")

@@ -20,8 +20,17 @@ both ``v`` and the threshold ``A`` (hence ``b``) through ṽ. snntorch's surroga
 applied to ṽ. The reset term ``A_t z_{t-1}`` carries no gradient through ``z`` (as in snntorch and
 Zenke & Vogels 2021), only through ``A``.
 
-Refractoriness: after a spike the neuron cannot fire for ``refractory_steps`` steps (Bellec's spike
-buffer); its membrane still integrates.
+Refractoriness: after a spike at step t the neuron cannot fire at steps t+1 .. t+``refractory_steps``; its
+membrane still integrates. Bellec's code (``LSNN-official``, ``LIF_dynamic``) with ``n_refractory = n`` also
+blocks the n steps after a spike (its buffer holds the last n spikes), so both cap the rate at one spike per
+n + 1 steps (``tests/test_alif.py`` checks this against a transcription of that code). What differs is the
+reset: there the spike of step t is taken from the membrane of step t-1 and its reset enters the membrane
+of step t+1, so the first blocked step falls on a membrane not yet reset (it only stops the same spike
+from repeating) and n - 1 blocked steps follow the reset; here the spike is taken from the membrane of its
+own step, already reset for the previous spike, so all n blocked steps follow the reset. For Bellec's cap
+on the rate use the same number (his sMNIST 5 is 5 here); for his n - 1 blocked steps after a reset use
+``refractory_steps = n - 1`` (which allows one spike per n steps). Neither makes spike trains identical,
+since the reset timing is part of the convention above. Behaviour is kept as it is.
 
 ``alif_step`` is the pure physics; ``ALIF`` is a thin ``snntorch.SpikingNeuron`` holding the
 per-neuron parameters as buffers. State is always passed in and returned, never kept on the module.
@@ -34,8 +43,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-from snntorch import surrogate
-from snntorch._neurons.neurons import SpikingNeuron
+from snntorch import SpikingNeuron, surrogate
 
 BELLEC_DAMPENING = 0.3
 
@@ -137,9 +145,14 @@ def check_parameters(p: ALIFParameters, dt_ms: float) -> None:
         raise ValueError(f"refractory_steps must be >= 0, got {p.refractory_steps}")
 
 
-def decay(tau_ms: torch.Tensor | float, dt_ms: float) -> torch.Tensor:
-    """``exp(-Δt/τ)``."""
-    return torch.exp(-dt_ms / torch.as_tensor(tau_ms, dtype=torch.get_default_dtype()))
+def decay(tau_ms: torch.Tensor | float, dt_ms: float, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``exp(-Δt/τ)`` computed in ``dtype``; ``None``: ``tau_ms``'s own dtype where it is a floating-point
+    tensor, else the default dtype. Callers pass the dtype of the state they integrate, so a float64 model
+    (or a float64 copy made for fixed-point analysis) gets float64 decays, not float32 ones cast up."""
+    if dtype is None:
+        floating = torch.is_tensor(tau_ms) and tau_ms.is_floating_point()
+        dtype = tau_ms.dtype if floating else torch.get_default_dtype()
+    return torch.exp(-dt_ms / torch.as_tensor(tau_ms, dtype=dtype))
 
 
 def initial_state(batch_size: int, n_units: int, device=None, dtype=None) -> ALIFState:
@@ -157,8 +170,8 @@ def alif_step(
     """One step of the equations in the module docstring. ``current [B, N]`` is ``I_t``.
     Returns ``(z_t, new_state)``."""
     spike_fn = spike_fn or spike_function()
-    alpha = decay(p.tau_m_ms, dt_ms).to(current)
-    rho = decay(p.tau_a_ms, dt_ms).to(current)
+    alpha = decay(p.tau_m_ms, dt_ms, dtype=current.dtype).to(current)
+    rho = decay(p.tau_a_ms, dt_ms, dtype=current.dtype).to(current)
     b = rho * state.b + (1 - rho) * state.z
     threshold = p.threshold + p.beta * b
     v = alpha * state.v + (1 - alpha) * current - threshold * state.z.detach()
@@ -180,13 +193,22 @@ def _as_vector(value, n_units: int) -> torch.Tensor:
     return t.clone()
 
 
+def _unregister(neuron: SpikingNeuron) -> None:
+    """Take ``neuron`` out of snntorch's class-level registry, which ``SpikingNeuron.__init__`` appends every
+    neuron to (snntorch 0.9 to 1.0: a plain list). A snntorch without that list has nothing to undo."""
+    instances = getattr(SpikingNeuron, "instances", None)
+    if isinstance(instances, list):
+        instances[:] = [n for n in instances if n is not neuron]
+
+
 class ALIF(SpikingNeuron):
     """A layer of ``n_units`` ALIF neurons on snntorch's ``SpikingNeuron`` base.
 
     ``forward(current [B, N], state: ALIFState | None) -> (spikes, ALIFState)``; ``None`` starts from
     rest. Parameters are per-neuron buffers (scalars are broadcast). The neuron does not register itself
     in snntorch's class-level ``SpikingNeuron.instances`` list (it would never be released, and
-    ``snntorch.utils.reset`` would reach it); it never uses ``init_hidden``.
+    ``snntorch.utils.reset`` would reach it); it never uses ``init_hidden``. Only snntorch's public names are
+    used (``snntorch.SpikingNeuron``, its documented ``instances`` list, ``snntorch.surrogate``).
     """
 
     def __init__(
@@ -203,7 +225,7 @@ class ALIF(SpikingNeuron):
     ):
         spike_fn = spike_function(surrogate_name, dampening)
         super().__init__(threshold=_as_vector(threshold, n_units), spike_grad=spike_fn, reset_mechanism="subtract")
-        SpikingNeuron.instances[:] = [n for n in SpikingNeuron.instances if n is not self]
+        _unregister(self)
         self.n_units = n_units
         self.dt_ms = float(dt_ms)
         self.refractory_steps = int(refractory_steps)
@@ -217,7 +239,9 @@ class ALIF(SpikingNeuron):
         return ALIFParameters(self.tau_m_ms, self.tau_a_ms, self.beta, self.threshold, self.refractory_steps)
 
     def initial_state(self, batch_size: int, device=None) -> ALIFState:
-        return initial_state(batch_size, self.n_units, device=device or self.threshold.device)
+        """Rest, in the dtype of the neuron's parameters (float64 after ``.double()``)."""
+        device = device or self.threshold.device
+        return initial_state(batch_size, self.n_units, device=device, dtype=self.threshold.dtype)
 
     def forward(self, current: torch.Tensor, state: ALIFState | None = None) -> tuple[torch.Tensor, ALIFState]:
         if state is None:

@@ -156,3 +156,16 @@ class LIFNetwork(nn.Module):
 
     def config_dict(self) -> dict:
         return self.cfg.config_dict()
+
+    def smooth_surrogate(self) -> nn.Module:
+        """The smooth map fixed-point analyses see this network through: the rate network its weights came from
+        (Kim et al.'s mapping is linear, so fixed points correspond one to one). Declaring it here also marks
+        the network as spiking for ``fixedpoints`` when no rate network is attached (rebuilt from a checkpoint):
+        then this raises one ``TypeError`` instead of the spikes being differentiated."""
+        if self.rate_net is None:
+            raise TypeError(
+                "LIFNetwork has no smooth surrogate: it holds no rate network (a network rebuilt from a checkpoint "
+                "does not); analyse the rate network it was transferred from, or rebuild it with "
+                "transfer.rate_to_lif(rate_net, scale_factor)"
+            )
+        return self.rate_net

@@ -229,8 +229,8 @@ class LSNN(nn.Module):
         cfg, p = self.cfg, self.neurons.parameters_tuple()
         if state is None:
             state = self.initial_state(batch, inputs.device)
-        alpha = decay(p.tau_m_ms, cfg.dt_ms).to(inputs)
-        rho = decay(p.tau_a_ms, cfg.dt_ms).to(inputs)
+        alpha = decay(p.tau_m_ms, cfg.dt_ms, dtype=inputs.dtype).to(inputs)
+        rho = decay(p.tau_a_ms, cfg.dt_ms, dtype=inputs.dtype).to(inputs)
         gain = 1 - alpha
         # (1 - α) folded into the weights; the input drive of every step in one matmul, time-major.
         drive = self.input_current(inputs.transpose(0, 1)) * gain

@@ -5,7 +5,7 @@ Jacobian. The surrogate replaces each spike ``z = H((v - A)/A)`` by a firing pro
 escape noise, ``ẑ = σ((v - A) / (A·temperature))``, and keeps every other equation of the LSNN
 (``spiking/lsnn.py``, Bellec et al. 2018 convention) as it is, with ẑ in place of z:
 
-    I_t = W_in u_t + W_rec ẑ_{t-1}
+    I_t = W_in u_t (+ b_in) + W_rec ẑ_{t-1}        b_in: the LSNN's input bias, where it has one
     b_t = ρ b_{t-1} + (1 - ρ) ẑ_{t-1}          A_t = thr + β b_t
     v_t = α v_{t-1} + (1 - α) I_t - A_t ẑ_{t-1}
     ẑ_t = σ((v_t - A_t) / (A_t · temperature))
@@ -48,9 +48,11 @@ class LSNNSurrogate(nn.Module):
     def step(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         net, p = self.lsnn, self.lsnn.neurons.parameters_tuple()
         v, b, z = self.split(x)
-        alpha = decay(p.tau_m_ms, net.cfg.dt_ms).to(x)
-        rho = decay(p.tau_a_ms, net.cfg.dt_ms).to(x)
+        alpha = decay(p.tau_m_ms, net.cfg.dt_ms, dtype=x.dtype).to(x)
+        rho = decay(p.tau_a_ms, net.cfg.dt_ms, dtype=x.dtype).to(x)
         current = u @ net.w_in.T.to(x) + z @ net.w_rec().T.to(x)
+        if net.b_in is not None:
+            current = current + net.b_in.to(x)
         b = rho * b + (1 - rho) * z
         threshold = p.threshold.to(x) + p.beta.to(x) * b
         v = alpha * v + (1 - alpha) * current - threshold * z

@@ -84,7 +84,15 @@ class Task(abc.ABC):
         """The task's published criterion on ``outputs [B,T,O]``."""
 
     def held_out(self) -> Task:
-        """The task to score held-out trials on (a test split where the task has one)."""
+        """The task to score held-out trials on (a test split where the task has one). Only final scoring
+        touches it; nothing chosen during training (early stop, model selection) may look at it."""
+        return self
+
+    def validation(self) -> Task:
+        """The task that training validates (and early-stops) on. A synthetic task returns itself: its
+        validation trials come from their own random stream (``ratenets.seeds.VALIDATION``), drawn
+        independently of the training and held-out trials. A task with a fixed data set returns a split carved out of
+        its training data, disjoint from both the rest of the training data and ``held_out()``."""
         return self
 
     def check(self) -> None:

@@ -71,8 +71,19 @@ def load_mnist(path: str) -> dict[str, np.ndarray]:
     return arrays
 
 
+SPLITS = ("train", "validation", "test")
+
+
 @lru_cache(maxsize=4)
-def _dataset(path: str | None, test_fraction: float, seed: int):
+def _dataset(path: str | None, test_fraction: float, validation_fraction: float, seed: int):
+    """``{x,y,index}_{train,validation,test}``. ``index`` holds each image's position in its source: the 1797
+    images of ``load_digits`` for the 8x8 digits (all three splits in one index space); for MNIST, the source
+    file's training images (train and validation) or its test images (test).
+
+    The validation split is carved out of the training split: ``round(validation_fraction · n_train)``
+    images, drawn by ``numpy.random.default_rng([seed, 1])``; the training split keeps the rest. The test
+    split is the one the task always had (the 8x8 digits: the first ``round(test_fraction · 1797)`` of
+    ``default_rng(seed).permutation(1797)``; MNIST: its own test file)."""
     if path is None:
         from sklearn.datasets import load_digits
 
@@ -83,8 +94,19 @@ def _dataset(path: str | None, test_fraction: float, seed: int):
         n_test = int(round(test_fraction * len(y)))
         test, train = order[:n_test], order[n_test:]
         arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+        index = {"train": train, "test": test}
     else:
         arrays = load_mnist(path)
+        index = {"train": np.arange(len(arrays["y_train"])), "test": np.arange(len(arrays["y_test"]))}
+    n_train = len(arrays["y_train"])
+    carve = np.random.default_rng([seed, 1]).permutation(n_train)  # its own stream: the test split is unchanged
+    n_validation = int(round(validation_fraction * n_train))
+    validation, train = np.sort(carve[:n_validation]), np.sort(carve[n_validation:])
+    x_all, y_all = arrays["x_train"], arrays["y_train"]
+    arrays.update(x_train=x_all[train], y_train=y_all[train], x_validation=x_all[validation],
+                  y_validation=y_all[validation])  # fmt: skip
+    index = {"train": index["train"][train], "validation": index["train"][validation], "test": index["test"]}
+    arrays.update({f"index_{split}": np.asarray(index[split], dtype=np.int64) for split in SPLITS})
     return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
 
 
@@ -92,37 +114,51 @@ def _dataset(path: str | None, test_fraction: float, seed: int):
 @dataclass
 class SeqDigits(Task):
     """Pixels (``pixels_per_step`` at a time) on the inputs; 10 class logits, scored at the last step.
-    ``split`` is ``train`` or ``test``; ``held_out()`` gives the test split.
 
-    Allowed: ``path`` None or a file; ``split`` ``train`` or ``test``; ``pixels_per_step`` a divisor of the
-    pixels of an image (64 for the 8x8 digits, 784 for MNIST); ``test_fraction`` in (0, 1), leaving both
-    splits of the 8x8 digits non-empty; ``split_seed`` >= 0."""
+    Three disjoint splits: ``train`` (what ``sample`` draws training batches from), ``validation`` (carved out
+    of the source's training data, deterministically from ``split_seed``) and ``test``. With the defaults the
+    8x8 digits give test 359 of the 1797 images (``test_fraction``), validation 144 (``validation_fraction``
+    of the other 1438) and train 1294; MNIST gives test its 10000 test images, validation 6000 and train
+    54000 of its 60000 training images. ``validation()`` gives the validation split (training validates and
+    early-stops on it); ``held_out()`` gives the test split, which only final scoring touches.
+
+    Allowed: ``path`` None or a file; ``split`` ``train``, ``validation`` or ``test``; ``pixels_per_step`` a
+    divisor of the pixels of an image (64 for the 8x8 digits, 784 for MNIST); ``test_fraction`` and
+    ``validation_fraction`` in (0, 1), leaving all three splits non-empty; ``split_seed`` >= 0."""
 
     path: str | None = None
     split: str = "train"
     pixels_per_step: int = 1
     test_fraction: float = 0.2
+    validation_fraction: float = 0.1
     split_seed: int = 0
     dt_ms: float = 1.0
     loss_kind: str = field(default="xent", init=False, repr=False)
 
     def check(self):
         super().check()
-        if self.split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {self.split!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be 'train', 'validation' or 'test', got {self.split!r}")
         self._require("test_fraction", 0 < self.test_fraction < 1, "in (0, 1)")
+        self._require("validation_fraction", 0 < self.validation_fraction < 1, "in (0, 1)")
         self._require("split_seed", self.split_seed >= 0, ">= 0")  # numpy's generator takes no negative seed
         data = self._data()
         n_pixels = data["x_train"].shape[1]
         ok = 1 <= self.pixels_per_step <= n_pixels and n_pixels % self.pixels_per_step == 0
         self._require("pixels_per_step", ok, f"a divisor of the {n_pixels} pixels of an image")
-        for split in ("train", "test"):  # sample() draws from a split, so neither may be empty
+        for split in SPLITS:  # sample() draws from a split, so none may be empty
             if len(data[f"y_{split}"]) == 0:
-                source = self.path or f"the 8x8 digits with test_fraction = {self.test_fraction}"
-                raise ValueError(f"the {split} split of {source} is empty")
+                source = self.path or "the 8x8 digits"
+                raise ValueError(
+                    f"the {split} split of {source} is empty (test_fraction = {self.test_fraction}, "
+                    f"validation_fraction = {self.validation_fraction})"
+                )
 
     def _data(self):
-        return _dataset(self.path, self.test_fraction, self.split_seed)
+        return _dataset(self.path, self.test_fraction, self.validation_fraction, self.split_seed)
+
+    def validation(self) -> SeqDigits:
+        return dataclasses.replace(self, split="validation")
 
     def held_out(self) -> SeqDigits:
         return dataclasses.replace(self, split="test")
@@ -147,6 +183,10 @@ class SeqDigits(Task):
         x, y = d[f"x_{self.split}"], d[f"y_{self.split}"]
         idx = torch.randint(0, len(y), (batch_size,), generator=generator)
         return self.batch_of(x[idx], y[idx])
+
+    def indices(self) -> torch.Tensor:
+        """Each image's position in its source (see ``_dataset``), in the order of ``all_examples``."""
+        return self._data()[f"index_{self.split}"]
 
     def all_examples(self) -> TaskBatch:
         """The whole split, in order (for a full test-set accuracy)."""

@@ -2,6 +2,7 @@
 the pseudo-derivative's values, adaptation dynamics, snntorch state traps, bad parameters."""
 
 import math
+from pathlib import Path
 
 import pytest
 import snntorch
@@ -14,6 +15,7 @@ from spiking.alif import (
     alif_step,
     bellec_pseudo_derivative,
     check_parameters,
+    decay,
     spike_function,
 )
 
@@ -129,3 +131,63 @@ def test_bad_parameters_raise_one_value_error(field, value, message):
 def test_bad_step_is_one_value_error(dt_ms):
     with pytest.raises(ValueError, match="dt_ms must be a finite number > 0"):
         ALIF(1, dt_ms=dt_ms)
+
+
+def test_float64_neurons_get_float64_decays():
+    """α and ρ of a float64 model are exp(-Δt/τ) to float64 precision, not float32 values cast up."""
+    tau = torch.tensor([20.0, 700.0], dtype=torch.float64)
+    exact = torch.tensor([math.exp(-1.0 / 20.0), math.exp(-1.0 / 700.0)], dtype=torch.float64)
+    assert decay(tau, 1.0).dtype == torch.float64
+    assert (decay(tau, 1.0) - exact).abs().max() < 1e-12
+    assert (decay(tau.float(), 1.0, dtype=torch.float64) - exact).abs().max() < 1e-12  # a float32 τ, float64 state
+    assert torch.equal(decay(tau.float(), 1.0), torch.exp(-1.0 / tau.float()))  # float32 models unchanged
+    neuron = ALIF(2, tau_m_ms=20.0, tau_a_ms=700.0, beta=1.6, threshold=0.01, dt_ms=1.0).double()
+    state = neuron.initial_state(1)
+    assert state.v.dtype == torch.float64
+    state = state._replace(b=torch.ones(1, 2, dtype=torch.float64))
+    _, state = neuron(torch.full((1, 2), 0.005, dtype=torch.float64), state)  # below threshold: no spike
+    assert (state.v[0] - (1 - exact[0]) * 0.005).abs().max() < 1e-15
+    assert (state.b[0, 1] - exact[1]).abs() < 1e-15
+
+
+def bellec_code(currents, n_refractory, tau_m=20.0, tau_a=200.0, beta=1.6, thr=0.01, dt=1.0):
+    """LSNN-official's ALIF.__call__ + LIF_dynamic for one neuron: the spike of step t from the membrane of step
+    t-1 (scaled by the new threshold), blocked while the buffer of the last ``n_refractory`` spikes holds one."""
+    decay_v, decay_b = math.exp(-dt / tau_m), math.exp(-dt / tau_a)
+    v = z = b = 0.0
+    buffer = [0.0] * n_refractory
+    out = []
+    for i in currents:
+        b = decay_b * b + (1 - decay_b) * z
+        a = thr + beta * b
+        new_v = decay_v * v + (1 - decay_v) * i - z * a
+        new_z = 1.0 if (v - a) / a > 0 else 0.0
+        if n_refractory > 0 and max(buffer) > 0:
+            new_z = 0.0
+        buffer = (buffer + [new_z])[1:] if n_refractory > 0 else buffer
+        v, z = new_v, new_z
+        out.append(z)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_refractory_steps_cap_the_rate_as_bellecs_n_refractory_does(n):
+    """Both block the n steps after a spike: under a drive strong enough to fire whenever allowed, spikes come
+    every n + 1 steps in Bellec's code and here (the docstring says what differs: the timing of the reset)."""
+    currents = [100.0] * 300
+    p = ALIFParameters(torch.tensor([20.0]), torch.tensor([200.0]), torch.tensor([1.6]), torch.tensor([0.01]), n)
+    state = ALIFState(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.int32))
+    ours = []
+    for i in currents:
+        z, state = alif_step(torch.tensor([[i]]), state, p, 1.0)
+        ours.append(z.item())
+    for spikes in (ours, bellec_code(currents, n)):
+        times = [t for t, s in enumerate(spikes) if s]
+        assert len(times) > 20 and {b - a for a, b in zip(times, times[1:])} == {n + 1}
+
+
+def test_alif_uses_only_snntorchs_public_names():
+    import spiking
+
+    for path in Path(spiking.__file__).parent.glob("*.py"):
+        assert "snntorch._" not in path.read_text(), f"{path.name} imports a private snntorch module"

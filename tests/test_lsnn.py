@@ -2,6 +2,7 @@
 networks never share state, the regulariser, Dale signs and autapses, bad configs, training."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -100,7 +101,7 @@ def test_regulariser_is_zero_at_target_and_positive_elsewhere():
     "field, value, message",
     [("target_rate_hz", 0.0, "target_rate_hz must be > 0"), ("target_rate_hz", -3.0, "target_rate_hz must be > 0"),
      ("tau_a_ms", 0.0, "tau_a_ms must be > 0"), ("tau_a_ms", -1.0, "tau_a_ms must be > 0"),
-     ("surrogate", "nope", "surrogate must be one of"), ("n_inputs", 0, "n_inputs must be >= 1")],
+     ("surrogate", "nope", "surrogate must be one of"), ("n_inputs", 0, r"n_inputs must be an integer in \[1, ")],
 )  # fmt: skip
 def test_bad_config_raises_one_value_error(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -151,3 +152,18 @@ def test_digits_code_path_accepts_a_real_mnist_file(tmp_path):
     with torch.no_grad():
         ro = model(batch.inputs)
     assert ro.outputs.shape == (2, 784, 10) and 0.0 <= task.score(ro.outputs, batch) <= 1.0
+
+
+def test_a_float64_lsnn_integrates_with_float64_decays():
+    """One step from rest below threshold: v = (1 - α)(W_in u + b_in) with α = exp(-Δt/τm) to float64 precision,
+    in the fast scan and in the step reference alike."""
+    model = LSNN(dataclasses.replace(SMALL, input_bias=True, input_scale=0.001), seed=0).double()
+    u = torch.full((1, 1, 3), 0.5, dtype=torch.float64)
+    alpha = math.exp(-SMALL.dt_ms / SMALL.tau_m_ms)
+    expected = (1 - alpha) * (model.input_current(u[:, 0]).detach())
+    with torch.no_grad():
+        rollout = model(u)
+        stepped = model.step(model.initial_state(1), u[:, 0])
+    assert rollout.spikes.sum() == 0 and rollout.states.dtype == torch.float64
+    assert (rollout.states[0, 0, : SMALL.n_units] - expected[0]).abs().max() < 1e-15
+    assert (stepped.v - expected).abs().max() < 1e-15

@@ -39,6 +39,19 @@ def test_every_task_keeps_the_contract(name):
     assert task.score(torch.zeros_like(big.targets), big) <= 0.75
 
 
+@pytest.mark.parametrize("name", tasks.names())
+def test_validation_is_the_task_itself_unless_it_has_a_data_set(name):
+    """Synthetic tasks validate on their own random stream (training then is what it always was); a task with
+    a fixed data set validates on a split of its training data, never on the test split."""
+    task = tasks.make(name)
+    if hasattr(task, "indices"):
+        val, test = task.validation(), task.held_out()
+        assert not set(val.indices().tolist()) & set(test.indices().tolist())
+        assert not set(val.indices().tolist()) & set(task.indices().tolist())
+    else:
+        assert task.validation() is task
+
+
 def test_unknown_task_and_parameter_say_what_is_allowed():
     with pytest.raises(ValueError, match="known tasks: .*flipflop"):
         tasks.make("flipflopp")
@@ -104,7 +117,7 @@ def test_sizes_have_an_upper_bound(name):
 def test_strings_are_checked_too():
     assert rejected("seq_digits", split=1) == "split must be a string, got 1 (int)"
     assert rejected("seq_digits", path=3) == "path must be a string or None, got 3 (int)"
-    assert rejected("seq_digits", split="dev") == "split must be 'train' or 'test', got 'dev'"
+    assert rejected("seq_digits", split="dev") == "split must be 'train', 'validation' or 'test', got 'dev'"
 
 
 def test_scored_windows_are_never_empty():
@@ -132,6 +145,8 @@ def test_scored_windows_are_never_empty():
     assert rejected("cue_set_go", go_min=41) == "go_min must be in [0, go_max] = [0, 40], got 41"
     # sequential digits: a split with no example could not be sampled
     assert "test split" in rejected("seq_digits", test_fraction=1e-4)
+    assert "validation split" in rejected("seq_digits", validation_fraction=1e-4)
+    assert "train split" in rejected("seq_digits", validation_fraction=0.9999)
 
 
 def test_probabilities_and_other_ranges():
@@ -143,6 +158,7 @@ def test_probabilities_and_other_ranges():
     assert names_parameter(rejected("sine", freq_max_hz=100.0), "freq_max_hz")  # Nyquist at 5 ms steps
     assert names_parameter(rejected("ou_tracking", tau_ms=1.0), "tau_ms")
     assert rejected("seq_digits", split_seed=-1) == "split_seed must be >= 0, got -1"  # numpy's seeds are >= 0
+    assert rejected("seq_digits", validation_fraction=1.0) == "validation_fraction must be in (0, 1), got 1.0"
     assert tasks.make("flipflop", n_bits=MAX_COUNT).n_inputs == MAX_COUNT
 
 
@@ -261,11 +277,41 @@ def test_sine_frequency_follows_the_static_input():
 
 def test_seq_digits_splits_are_disjoint_and_the_test_split_is_held_out():
     task = tasks.make("seq_digits")
-    test = task.held_out()
-    assert test.split == "test" and task.n_steps == 64
-    assert task.n_examples() + test.n_examples() == 1797
+    validation, test = task.validation(), task.held_out()
+    assert (task.split, validation.split, test.split) == ("train", "validation", "test") and task.n_steps == 64
+    # the sizes the docstring states: 359 test images, 144 validation (0.1 of the other 1438), 1294 to train on
+    assert (task.n_examples(), validation.n_examples(), test.n_examples()) == (1294, 144, 359)
+    index = {t.split: t.indices() for t in (task, validation, test)}
+    everything = torch.cat(list(index.values()))
+    assert len(everything) == 1797 and len(torch.unique(everything)) == 1797  # no image in two splits
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()  # the indices name the images each split serves, pixels and labels alike
+    for t in (task, validation, test):
+        b = t.all_examples()
+        assert torch.equal(b.meta["label"], torch.as_tensor(digits.target[t.indices().numpy()]))
+        assert torch.allclose(b.inputs[:, :, 0], torch.as_tensor(digits.data[t.indices().numpy()] / 16.0).float())
     b = test.all_examples()
     assert b.inputs.shape == (test.n_examples(), 64, 1) and b.mask[:, :-1].sum() == 0
+
+
+def test_seq_digits_validation_is_carved_from_the_training_split_by_split_seed():
+    task = tasks.make("seq_digits")
+    # the test split is the one the task had before there was a validation split: split_seed's permutation
+    order = np.random.default_rng(0).permutation(1797)
+    assert torch.equal(task.held_out().indices(), torch.as_tensor(order[:359]))
+    train_before = set(order[359:].tolist())
+    assert set(task.indices().tolist()) | set(task.validation().indices().tolist()) == train_before
+    again = tasks.make("seq_digits", split_seed=0).validation().indices()
+    assert torch.equal(again, task.validation().indices())  # deterministic
+    other = tasks.make("seq_digits", split_seed=1).validation().indices()
+    assert not torch.equal(torch.sort(other).values, torch.sort(again).values)
+    # training batches come from the train split only
+    g = torch.Generator().manual_seed(0)
+    seen = {tuple(x.flatten().tolist()) for x in task.sample(2000, g).inputs}
+    pixels = {split: {tuple(x.flatten().tolist()) for x in t.all_examples().inputs}
+              for split, t in (("train", task), ("validation", task.validation()))}  # fmt: skip
+    assert seen <= pixels["train"] and seen & (pixels["validation"] - pixels["train"]) == set()
 
 
 def _write_idx(path, array):
@@ -293,6 +339,11 @@ def test_seq_digits_reads_a_users_mnist_files(tmp_path):
         task = tasks.make("seq_digits", path=str(path), pixels_per_step=28)
         b = task.held_out().all_examples()
         assert b.inputs.shape == (10, 28, 28)
+        # validation: round(0.1 * 20) = 2 of the file's 20 training images, the rest to train on
+        split_index = torch.cat([task.indices(), task.validation().indices()])
+        assert task.validation().n_examples() == 2 and torch.equal(split_index.sort().values, torch.arange(20))
+        assert torch.equal(task.validation().all_examples().meta["label"],
+                           torch.as_tensor(arrays["y_train"][task.validation().indices().numpy()]))  # fmt: skip
         assert torch.equal(b.meta["label"], torch.as_tensor(arrays["y_test"]))
         assert torch.allclose(b.inputs[3].flatten(), torch.as_tensor(arrays["x_test"][3]).flatten().float() / 255)
 

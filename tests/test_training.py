@@ -1,4 +1,6 @@
-"""The shared training loop: learning, early stop, resume, divergence, checkpoints."""
+"""The shared training loop: learning, early stop, resume, divergence, checkpoints, validation split."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -14,8 +16,10 @@ from ratenets import (
     TrainingDiverged,
     load_checkpoint,
     load_model,
+    seeds,
     train,
 )
+from ratenets.training import evaluate
 
 TASK = tasks.make("flipflop", n_bits=2, n_steps_total=40)
 
@@ -163,3 +167,66 @@ def test_a_checkpoint_from_before_the_noise_generator_still_resumes_exactly(tmp_
     assert train(resumed, TASK, cfg, tmp_path / "part.pt").resumed_from == 20
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_finished_run_trains_on_when_n_steps_is_raised(tmp_path):
+    """Trained 20 steps, the config now says 30: the checkpoint is not 'done' for it. The optimiser, the
+    schedule and the random streams continue, so the weights equal one 30-step run's."""
+    cfg = TrainConfig(n_steps=30, batch_size=8, eval_every=10, eval_batch_size=32, checkpoint_every=10, lr_decay=0.5,
+                      lr_decay_every=15)  # fmt: skip
+    whole = small_net()
+    train(whole, TASK, cfg)
+    part = small_net()
+    first = train(part, TASK, dataclasses.replace(cfg, n_steps=20), tmp_path / "part.pt")
+    assert first.step == 20 and load_checkpoint(tmp_path / "part.pt")["done"]
+    resumed = small_net()
+    result = train(resumed, TASK, cfg, tmp_path / "part.pt")
+    assert (result.step, result.resumed_from) == (30, 20)
+    assert result.history["step"] == list(range(1, 31))
+    payload = load_checkpoint(tmp_path / "part.pt")
+    assert payload["done"] and payload["step"] == 30
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    # fewer steps than the checkpoint has: finished, returned as it is
+    again = small_net()
+    assert train(again, TASK, dataclasses.replace(cfg, n_steps=25), tmp_path / "part.pt").step == 30
+    assert torch.equal(again.w_out, resumed.w_out)
+
+
+def test_an_early_stopped_run_stays_finished_when_n_steps_is_raised(tmp_path):
+    cfg = TrainConfig(n_steps=60, batch_size=16, lr=0.02, eval_every=10, eval_batch_size=64, target_score=0.5)
+    net = small_net()
+    stopped = train(net, TASK, cfg, tmp_path / "c.pt")
+    assert stopped.step < 60 and stopped.score >= 0.5
+    later = small_net()
+    result = train(later, TASK, dataclasses.replace(cfg, n_steps=200), tmp_path / "c.pt")
+    assert result.step == stopped.step and torch.equal(later.w_out, net.w_out)
+
+
+def test_train_validates_on_the_validation_split_and_never_touches_the_test_split(monkeypatch):
+    from tasks.digits import SeqDigits
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("train() reached for the test split")
+
+    drawn = []
+    sample = SeqDigits.sample
+
+    def recording_sample(self, batch_size, generator=None):
+        if self.split == "test":
+            refuse(self)
+        drawn.append(self.split)
+        return sample(self, batch_size, generator)
+
+    task = tasks.make("seq_digits", pixels_per_step=16)  # 4 steps of 16 pixels
+    monkeypatch.setattr(SeqDigits, "held_out", refuse)
+    monkeypatch.setattr(SeqDigits, "sample", recording_sample)
+    monkeypatch.setattr(SeqDigits, "all_examples", refuse)
+    net = RateRNN(RateRNNConfig(n_units=8, n_inputs=16, n_outputs=10, train_input=True))
+    cfg = TrainConfig(n_steps=3, batch_size=4, eval_every=1, eval_batch_size=16)
+    result = train(net, task, cfg)
+    assert drawn == ["validation", "train", "train", "train"]
+    # the score that early-stops is the model's accuracy on that fixed validation batch
+    validation = task.validation()
+    batch = sample(validation, 16, seeds.stream(0, seeds.VALIDATION))
+    assert result.score == evaluate(net, validation, batch)
