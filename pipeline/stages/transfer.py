@@ -62,7 +62,7 @@ def run(ctx: RunContext) -> None:
     rate_net = ctx.load_model("rate")
     common = dict(lif_params=sec.lif, warmup_ms=sec.warmup_ms, device=ctx.device,
                   keep_readout_bias=sec.keep_readout_bias)
-    search = search_scale(rate_net, ctx.task, sec.scales, sec.n_trials, seed=ctx.cfg.seed, **common)
+    search = search_scale(rate_net, ctx.task.validation(), sec.scales, sec.n_trials, seed=ctx.cfg.seed, **common)
     held = search_scale(rate_net, ctx.task.held_out(), [search.best_scale], sec.eval_trials,
                         seed=ctx.cfg.seed + HELD_OUT, **common)
     lif = rate_to_lif(rate_net, search.best_scale, sec.lif, keep_readout_bias=sec.keep_readout_bias,
