@@ -16,7 +16,8 @@ class Stage:
     run: Callable  # run(ctx: RunContext) -> None
     section: type | None = None  # config section (a frozen dataclass); its YAML key is ``name``
     needs: tuple[str, ...] = ()  # stages whose results it reads (those of them in the run)
-    models: tuple[str, ...] = ()  # summary["models"][m] entries it writes
+    models: tuple[str, ...] = ()  # summary["models"][m] entries it writes (all it may write, see models_for)
+    models_for: Callable | None = None  # models_for(section) -> those of ``models`` a config makes (None: all)
     summary_keys: tuple[str, ...] = ()  # other top-level summary keys it owns
     report: Callable | None = None  # report(ctx) -> list of markdown lines
     description: str = ""
@@ -24,6 +25,12 @@ class Stage:
     def __post_init__(self):
         if not self.name.isidentifier():
             raise ValueError(f"stage name must be an identifier, got {self.name!r}")
+
+    def written_models(self, cfg) -> tuple[str, ...]:
+        """The ``models`` this stage writes under the run config ``cfg`` (a config may choose some of them)."""
+        if self.models_for is None:
+            return self.models
+        return tuple(self.models_for(cfg.section(self.name)))
 
 
 STAGES: dict[str, Stage] = {}

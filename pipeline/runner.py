@@ -107,7 +107,7 @@ class Verdicts:
         if not isinstance(record, dict):
             return "not run"
         models = ctx.summary.get("models", {})
-        for m in stage.models:
+        for m in stage.written_models(ctx.cfg):
             entry = models.get(m)
             if not isinstance(entry, dict) or not isinstance(entry.get("score"), (int, float)):
                 return f"no score for model {m} in the summary"

@@ -5,14 +5,15 @@ registered without an example below fails here, so no model escapes the check.""
 import pytest
 import torch
 
-import baselines  # noqa: F401  (registers its models, when it has any)
 import spiking  # noqa: F401
+from baselines import BaselineRNNConfig
 from ratenets import DiscreteRNNConfig, RateRNNConfig, Rollout, load_model, save_checkpoint
 from ratenets.checkpoint import _MODEL_CLASSES
 from spiking import LIFParams, LSNNConfig
 from spiking.lif_network import LIFNetworkConfig
 
 EXAMPLES = {
+    "BaselineRNN": BaselineRNNConfig(architecture="lstm", n_units=12, n_inputs=2, n_outputs=3),
     "RateRNN": RateRNNConfig(n_units=12, n_inputs=2, n_outputs=3),
     "DiscreteRNN": DiscreteRNNConfig(n_units=12, n_inputs=2, n_outputs=3),
     "LSNN": LSNNConfig(n_lif=6, n_alif=6, n_inputs=2, n_outputs=3),

@@ -155,6 +155,9 @@ SHRINK = {  # sizes only: every other setting of each config runs as written
     "transfer": {"n_trials": 2, "eval_trials": 2, "raster_trials": 1},
     "lsnn": {"model": {"n_lif": 4, "n_alif": 4}, "eval_trials": 2,
              "train": {"n_steps": 2, "batch_size": 2, "eval_batch_size": 2, "eval_every": 1, "checkpoint_every": 1}},
+    "baselines": {"eval_trials": 2, **{a: {"model": {"n_units": 4}, "train": {
+        "n_steps": 2, "batch_size": 2, "eval_batch_size": 2, "eval_every": 1, "checkpoint_every": 1}}
+        for a in ("vanilla", "gru", "lstm", "ugrnn")}},
     "fixedpoints": {"n_starts": 8},
 }
 
