@@ -12,13 +12,15 @@ The model is analysed through a private deep copy with gradients off and in eval
 dtype (for the fast first phase) and once in float64 (for the polish and the linearisation). Where a
 copy cannot be made the model itself is frozen and put in eval mode, and both are restored in a
 ``finally``; either way the user's parameters, their ``requires_grad`` flags and train/eval mode are as
-they were.
+they were. A model that cannot be copied, or a plain callable, cannot be cast either: its ``precise``
+map is the model's own, and ``Dynamics.cast_note`` says why (``find`` reports it in ``info["polish"]``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +46,8 @@ class Dynamics:
     dt: float = 1.0
     description: str = ""
     layout_text: str = ""
+    #: why this map is not in the precise dtype asked for ("" when it is, or when none was asked for)
+    cast_note: str = ""
 
     def residual(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``F(x, u) - x`` (discrete) or ``ẋ`` (continuous); zero exactly at a fixed point."""
@@ -177,17 +181,20 @@ def frozen_in_place(owner):
 
 
 def _private_copy(owner, dtype: torch.dtype | None):
-    """A frozen eval-mode deep copy of ``owner`` (cast to ``dtype`` when given), or None if it cannot be copied."""
+    """``(copy, "")``: a frozen eval-mode deep copy of ``owner`` (cast to ``dtype`` when given), or
+    ``(None, why)`` when it cannot be made."""
     if not isinstance(owner, nn.Module):
-        return None
+        return None, (f"a {type(owner).__name__} that is not an nn.Module cannot be copied or cast; it computes in "
+                      "the dtype of the states it is given")
     try:
         clone = copy.deepcopy(owner)
-    except Exception:  # objects holding un-copyable handles: fall back to freezing in place
-        return None
-    clone.requires_grad_(False).eval()
-    if dtype is not None:
-        clone = clone.to(dtype)
-    return clone
+        clone.requires_grad_(False).eval()
+        if dtype is not None:
+            clone = clone.to(dtype)
+    except Exception as err:  # objects holding un-copyable handles: the caller freezes the model in place
+        what = "copied" if dtype is None else f"copied and cast to {dtype}"
+        return None, f"{type(owner).__name__} could not be {what} ({type(err).__name__}: {err})"
+    return clone, ""
 
 
 @contextlib.contextmanager
@@ -200,13 +207,17 @@ def dynamics_of(model, continuous: bool | None = None, precise_dtype: torch.dtyp
             "call fixedpoints.find(fixedpoints.surrogate_for(model), ...)"
         )
     owner = _owner(model)
-    fast_owner = _private_copy(owner, None)
+    fast_owner, why = _private_copy(owner, None)
     if fast_owner is None:
         with frozen_in_place(owner):
             dyn = _build(model, owner, continuous)
-            yield dyn, dyn
+            yield dyn, dataclasses.replace(dyn, cast_note=why if precise_dtype is not None else "")
         return
     fast = _build(model, fast_owner, continuous)
-    precise_owner = _private_copy(fast_owner, precise_dtype) if precise_dtype is not None else None
-    precise = _build(model, precise_owner, continuous) if precise_owner is not None else fast
+    if precise_dtype is None:
+        yield fast, fast
+        return
+    precise_owner, why = _private_copy(fast_owner, precise_dtype)
+    precise = _build(model, precise_owner, continuous) if precise_owner is not None else \
+        dataclasses.replace(fast, cast_note=why)
     yield fast, precise

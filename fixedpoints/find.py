@@ -10,6 +10,7 @@ linearise each point that remains.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ def _as_tensor(value, name: str) -> torch.Tensor:
         value = torch.from_numpy(value)
     if not torch.is_tensor(value):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    if value.is_complex():  # casting would drop the imaginary part without a word
+        raise ValueError(f"{name} are complex ({value.dtype}); fixed-point analysis works on real states and inputs: "
+                         "pass the real part, or real and imaginary parts as separate units")
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
     return value.detach()
@@ -113,6 +117,28 @@ def sample_starts(states: torch.Tensor, inputs: torch.Tensor, n_starts: int | No
     return states[rows] + noise * jitter, inputs[rows]
 
 
+_WARNED_POLISH: set[str] = set()
+
+
+def _polish_report(precise: Dynamics, asked: torch.dtype | None, state_dtype: torch.dtype) -> str:
+    """``info["polish"]``: the dtype the polish and linearisation ran in and, when it is not the one asked
+    for, why (with a warning: q cannot fall much below that dtype's resolution)."""
+    used = precise.dtype or state_dtype
+    name = str(used).removeprefix("torch.")
+    if asked is None:
+        return f"{name} (precise_dtype=None)"
+    if used == asked:
+        return name
+    reason = precise.cast_note or (f"{precise.description} holds no floating-point tensors to cast; it computes in "
+                                   "the dtype of the states it is given")
+    note = f"{name} only: {reason}"
+    if note not in _WARNED_POLISH:  # once per reason and process; every result still says so in its info
+        _WARNED_POLISH.add(note)
+        warnings.warn(f"fixedpoints.find: no {str(asked).removeprefix('torch.')} polish, {note}", RuntimeWarning,
+                      stacklevel=3)
+    return note
+
+
 def linearise(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, q: torch.Tensor, tol_q: float,
               info: dict | None = None) -> FixedPoints:
     """Jacobians, input Jacobians and eigen-decomposition at ``x``; points sorted by index, then q."""
@@ -177,7 +203,8 @@ def find(
         info = {"n_starts": int(x0.shape[0]), "n_converged": int((q <= tol_q).sum()),
                 "adam_iters": solved["adam_iters"], "lm_iters": solved["lm_iters"], "n_polished": solved["n_polished"],
                 "seconds_adam": solved["seconds_adam"], "seconds_polish": solved["seconds_polish"],
-                "model": precise.description, "seconds_solve": time.perf_counter() - started}
+                "model": precise.description, "polish": _polish_report(precise, precise_dtype, dtype),
+                "seconds_solve": time.perf_counter() - started}
         fps = linearise(precise, x[unique], u[unique], q[unique], tol_q, info)
     fps.info["seconds"] = time.perf_counter() - started
     return fps

@@ -8,7 +8,10 @@ Linearising around a fixed point x* (Sussillo & Barak 2013, eq. 2):
 Stable in discrete time when every |λ(J)| < 1, in continuous time when every Re λ(J) < 0; the point's
 index is the number of unstable directions. For an Euler step x + Δt·v the two are related by
 λ_d = 1 + Δt·λ_c. Jacobians come from ``torch.func`` (``vmap`` of ``jacrev``); a model that ``vmap``
-cannot trace falls back to one batched backward pass with replicated states.
+cannot trace (``.item()``, data-dependent control flow or shapes, ``requires_grad_`` or in-place writes to
+captured tensors inside the map, an op without a batching rule) falls back to one batched backward pass
+with replicated states. Any other error, out-of-memory above all, is the model's or the machine's and is
+raised as it is: the fallback needs D times the memory.
 """
 
 from __future__ import annotations
@@ -25,6 +28,22 @@ def _chunks(n_points: int, n_state: int):
     size = max(1, JACOBIAN_CHUNK_ELEMENTS // max(1, n_state * n_state))
     for start in range(0, n_points, size):
         yield slice(start, min(start + size, n_points))
+
+
+#: phrases of the errors torch.func raises when it cannot transform a function (torch 2.2-2.13)
+_TRANSFORM_ERROR_MARKERS = ("vmap", "functorch", "torch.func", "batching rule", "grad (vjp, jvp, grad, etc) transform")
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.OutOfMemoryError: 2.5+
+
+
+def _is_transform_error(err: BaseException) -> bool:
+    """Did ``vmap``/``jacrev`` refuse to trace the model (as opposed to the model failing, or memory running
+    out)? Only then does the replicated backward pass have a chance to do better."""
+    if isinstance(err, _OUT_OF_MEMORY) or not isinstance(err, (RuntimeError, NotImplementedError)):
+        return False
+    text = str(err).lower()
+    if any(phrase in text for phrase in ("out of memory", "can't allocate memory", "not enough memory")):
+        return False
+    return any(marker in text for marker in _TRANSFORM_ERROR_MARKERS)
 
 
 def _jacobian_vmap(fn, x: torch.Tensor, u: torch.Tensor, wrt_input: bool):
@@ -68,8 +87,10 @@ def jacobians(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, wrt_input: bool =
     for part in _chunks(x.shape[0], x.shape[1]):
         try:
             value, jx, ju = _jacobian_vmap(dyn.fn, x[part], u[part], want_u)
-        except (RuntimeError, NotImplementedError):  # a model vmap cannot trace: plain autograd instead
-            value, jx, ju = _jacobian_replicated(dyn.fn, x[part], u[part], want_u)
+        except (RuntimeError, NotImplementedError) as err:
+            if not _is_transform_error(err):
+                raise
+            value, jx, ju = _jacobian_replicated(dyn.fn, x[part], u[part], want_u)  # a model vmap cannot trace
         values.append(value.detach())
         jxs.append(jx.detach())
         if want_u:

@@ -2,6 +2,7 @@
 left unchanged, spiking models through their surrogate, and bad inputs."""
 
 import copy
+import functools
 import sys
 from pathlib import Path
 
@@ -17,17 +18,53 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 from make_fixedpoint_nets import load  # noqa: E402
 
 
+@functools.cache
+def flipflop_points(name: str, n_starts: int, noise: float):
+    """The saved network, its payload and its fixed points (found once per test session)."""
+    rnn, payload = load(name)
+    return rnn, payload, fixedpoints.find(rnn, payload["states"], n_starts=n_starts, noise=noise, tol_q=1e-12)
+
+
 @pytest.mark.parametrize("name, n_starts, noise", [("rnn32", 1024, 1.0), ("gru16", 512, 0.5)])
 def test_flipflop_has_8_attractors_and_the_saddles(name, n_starts, noise):
-    rnn, payload = load(name)
-    fps = fixedpoints.find(rnn, payload["states"], n_starts=n_starts, noise=noise, tol_q=1e-12)
+    _, _, fps = flipflop_points(name, n_starts, noise)
     by_index = fps.by_index()
     assert by_index.get(0, 0) == 8
     assert by_index.get(1, 0) >= 12
     assert float(fps.q.max()) <= 1e-10
-    topo = fixedpoints.topology(rnn, fps[fps.n_unstable == 1])
-    # every index-1 saddle of a flip-flop sits between two memories: both ways settle at distinct attractors
-    assert len(topo.edges) == 2 * by_index[1]
+
+
+def readout_bits(payload, x: torch.Tensor) -> torch.Tensor:
+    """The bits the trained readout reports at states ``x`` (its sign per output)."""
+    weight, bias = payload["readout"]["weight"].double(), payload["readout"]["bias"].double()
+    return (x.double() @ weight.T + bias) > 0
+
+
+@pytest.mark.parametrize("name, n_starts, noise", [("rnn32", 1024, 1.0), ("gru16", 512, 0.5)])
+def test_flipflop_saddles_join_memories_one_bit_apart(name, n_starts, noise):
+    """The 3-bit flip-flop's memories are the 8 corners of a cube; each index-1 saddle sits on an edge:
+    its unstable mode leads one way to one memory and the other way to a memory that differs in exactly one
+    bit (Sussillo & Barak 2013), and the saddles cover all 12 edges."""
+    rnn, payload, fps = flipflop_points(name, n_starts, noise)
+    # shuffled, so that point indices are not sorted by stability: the edges must name the right points
+    fps = fps[torch.randperm(len(fps), generator=torch.Generator().manual_seed(0))]
+    topo = fixedpoints.topology(rnn, fps)
+    bits = readout_bits(payload, fps.xstar)
+    stable = fps.stable.nonzero()[:, 0].tolist()
+    corners = {tuple(bits[k].tolist()) for k in stable}
+    assert len(stable) == 8 and len(corners) == 8  # 8 memories, each a different 3-bit word
+    saddles = (fps.n_unstable == 1).nonzero()[:, 0].tolist()
+    assert len(saddles) >= 12
+    pairs = set()
+    for saddle in saddles:
+        ends = {direction: attractor for s, mode, direction, attractor in topo.edges if s == saddle and mode == 0}
+        assert set(ends) == {1, -1}, f"saddle {saddle}: both ways of its unstable mode must be followed"
+        first, second = ends[1], ends[-1]
+        assert first in stable and second in stable, f"saddle {saddle} leads to {first}, {second}: not memories"
+        assert first != second, f"saddle {saddle}: both ways end at memory {first}"
+        assert int((bits[first] != bits[second]).sum()) == 1, f"saddle {saddle} joins memories {first}, {second}"
+        pairs.add(frozenset((first, second)))
+    assert len(pairs) == 12  # every edge of the cube has its saddle
 
 
 def line_attractor_net(n_units=16, seed=0):
