@@ -6,13 +6,15 @@ import pytest
 import torch
 
 import spiking  # noqa: F401
-from baselines import BaselineRNNConfig
+from baselines import BaselineRNNConfig, ForceConfig, SpikingForceConfig
 from ratenets import DiscreteRNNConfig, RateRNNConfig, Rollout, load_model, save_checkpoint
 from ratenets.checkpoint import _MODEL_CLASSES
 from spiking import LIFParams, LSNNConfig
 from spiking.lif_network import LIFNetworkConfig
 
 EXAMPLES = {
+    "ForceRNN": ForceConfig(n_units=12, n_inputs=2, n_outputs=3),
+    "SpikingForce": SpikingForceConfig(n_units=12, n_inputs=2, n_outputs=3, p_connect=0.5),
     "BaselineRNN": BaselineRNNConfig(architecture="lstm", n_units=12, n_inputs=2, n_outputs=3),
     "RateRNN": RateRNNConfig(n_units=12, n_inputs=2, n_outputs=3),
     "DiscreteRNN": DiscreteRNNConfig(n_units=12, n_inputs=2, n_outputs=3),

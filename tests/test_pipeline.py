@@ -158,6 +158,7 @@ SHRINK = {  # sizes only: every other setting of each config runs as written
     "baselines": {"eval_trials": 2, **{a: {"model": {"n_units": 4}, "train": {
         "n_steps": 2, "batch_size": 2, "eval_batch_size": 2, "eval_every": 1, "checkpoint_every": 1}}
         for a in ("vanilla", "gru", "lstm", "ugrnn")}},
+    "force": {"model": {"n_units": 8}, "train_trials": 2, "eval_trials": 2},
     "fixedpoints": {"n_starts": 8},
 }
 

@@ -187,5 +187,6 @@ def report(ctx: RunContext) -> list[str]:
 
 
 STAGE = register(Stage("fixedpoints", order=40, run=run, section=FixedPointsSection,
-                       needs=("rate", "transfer", "lsnn", "baselines"), summary_keys=("fixed_points",), report=report,
+                       needs=("rate", "transfer", "lsnn", "baselines", "force"), summary_keys=("fixed_points",),
+                       report=report,
                        description="fixed points and linearisation of every model of the run"))

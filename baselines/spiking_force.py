@@ -1,0 +1,326 @@
+"""Spiking FORCE (Nicola & Clopath 2017, Nat. Commun.; their ``LIFFORCESINE.m``): a chaotic LIF network whose
+readout of filtered spike trains is fed back as a current and trained online by RLS, built on the project's LIF
+kernel (``spiking.lif.lif_step``: membrane, refractoriness, reset and double-exponential synapses).
+
+Per LIF step of ``dt`` (0.05 ms), for unit i (the equations of ``spiking.lif``, with the drive below):
+
+    drive_i = bias + Q η_i·z + (W_in u)_i,     z = φᵀ r        (r: filtered spike trains in Hz, τr 2, τd 20 ms)
+    I_i     = (ω r)_i                          (recurrent current through the same double-exponential synapse)
+
+with ``ω_ij = G·N(0,1)/(√N p)`` on a fraction p of the entries, each row's non-zero entries shifted to sum to
+zero (N&C), ``η ~ U(-1, 1)``, φ(0) = 0 and RLS on φ every 2.5 ms with P(0) = 0.1·dt·I (dt in seconds, as N&C
+write it; ``baselines.force.rls_update``). N&C: N 2000, p 0.1, G 0.04, Q 10, τm 10 ms, t_ref 2 ms, v_reset -65,
+v_peak = bias = -40 mV, no noise, v(0) ~ U(-65, 30) mV (``NC_PARAMS``).
+
+The kernel takes the recurrent weights as a matrix and multiplies the spike vector by it each step; with ~2
+spikes in 2000 units per step that product is >99 % of the work on a CPU (a 2000×2000 product: ~7 ms here, 40
+times the rest of the step). ``lif_step_sparse`` is the adapter: it calls ``lif_step`` with a recurrence that
+contributes nothing and adds the jump of the units that spiked, ``κ·Σ_j ω[:, j]``, by gathering their columns
+(the same numbers as the dense call, summed in another order; ``tests/test_force.py`` checks spike for spike).
+A GPU takes the dense call (``propagation="dense"``), where gathering would synchronise the host every step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ratenets import Rollout, _validate, register_model
+from ratenets.arrays import to_numpy
+from ratenets.plots import finish_figure
+from ratenets.rate_rnn import MAX_CHANNELS, MAX_UNITS
+from ratenets.seeds import stream
+from spiking.lif import LIFParams, LIFState, SynapseConstants, initial_state, lif_step, synapse_constants
+
+from .force import rls_matrix, rls_update
+
+NC_PARAMS = LIFParams(lif_dt_ms=0.05, tau_m_ms=10.0, v_threshold_mv=-40.0, v_reset_mv=-65.0, refractory_ms=2.0,
+                      bias_mv=-40.0, noise_std_mv=0.0, tau_rise_ms=2.0, v_init_low_mv=-65.0, v_init_high_mv=30.0)
+PROPAGATIONS = ("auto", "sparse", "dense")
+
+
+@dataclass(frozen=True)
+class SpikingForceConfig:
+    """A spiking FORCE network; defaults from Nicola & Clopath 2017 (``NC_PARAMS``). ``rate_dt_ms``: one input
+    value and one recorded output per ``rate_dt_ms`` (a whole number of LIF steps). ``params`` may be a dict."""
+
+    n_units: int = 2000
+    n_inputs: int = 0
+    n_outputs: int = 1
+    p_connect: float = 0.1
+    gain: float = 0.04  # G
+    feedback_scale: float = 10.0  # Q
+    input_scale: float = 10.0
+    tau_decay_ms: float = 20.0
+    rate_dt_ms: float = 0.5
+    params: LIFParams = field(default_factory=lambda: NC_PARAMS)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.params, dict):
+            object.__setattr__(self, "params", LIFParams(**self.params))
+        if not isinstance(self.params, LIFParams):
+            raise ValueError(f"params must be a LIFParams, got {type(self.params).__name__}")
+        _validate.integer("n_units", self.n_units, 1, MAX_UNITS)
+        _validate.integer("n_inputs", self.n_inputs, 0, MAX_CHANNELS)
+        _validate.integer("n_outputs", self.n_outputs, 1, MAX_CHANNELS)
+        _validate.real("p_connect", self.p_connect, 0, 1, open_low=True)
+        for name in ("gain", "feedback_scale", "input_scale"):
+            _validate.real(name, getattr(self, name), 0)
+        _validate.real("tau_decay_ms", self.tau_decay_ms, 0, open_low=True)
+        self.params.substeps(self.rate_dt_ms)
+
+    def config_dict(self) -> dict:
+        return {**asdict(self), "params": asdict(self.params)}
+
+
+def nicola_clopath_weights(cfg: SpikingForceConfig, generator: torch.Generator) -> torch.Tensor:
+    """``ω [N,N]`` (post, pre): G·N(0,1)/(√N p) on a fraction p, each row's non-zero entries summing to zero."""
+    n, p = cfg.n_units, cfg.p_connect
+    w = cfg.gain * torch.randn(n, n, generator=generator) / (math.sqrt(n) * p)
+    present = torch.rand(n, n, generator=generator) < p
+    w = w * present
+    count = present.sum(dim=1, keepdim=True).clamp_min(1)
+    return (w - present * (w.sum(dim=1, keepdim=True) / count)).contiguous()
+
+
+def lif_step_sparse(state: LIFState, drive: torch.Tensor, noise, w_rec_pre: torch.Tensor, syn: SynapseConstants,
+                    params: LIFParams) -> tuple[torch.Tensor, LIFState]:
+    """``spiking.lif.lif_step`` with the recurrent input of the units that spiked gathered from ``w_rec_pre``
+    (the recurrent weights transposed, ``[N_pre, N_post]``, contiguous) instead of a dense product; states
+    ``[B,N]``. The kernel is called with a one-row recurrence of zeros (its product costs a dot per trial)."""
+    n = state.v.shape[-1]
+    spikes, new = lif_step(state, drive, noise, state.v.new_zeros(1, n), syn, params)
+    trial, unit = torch.nonzero(spikes, as_tuple=True)
+    if unit.numel():
+        recurrent = torch.zeros_like(new.h_syn).index_add_(0, trial, w_rec_pre.index_select(0, unit))
+        new = new._replace(h_syn=new.h_syn + syn.jump * recurrent)
+    return spikes, new
+
+
+class SpikingForceRun(NamedTuple):
+    """One closed-loop simulation of B trials over T rate steps (``simulate_spiking_force``)."""
+
+    outputs: torch.Tensor  # [B,T,O] z at the end of each rate step (readout of that moment)
+    rates: torch.Tensor | None  # [B,T,N] filtered spike trains, Hz (when recorded)
+    counts: torch.Tensor | None  # [B,T,N] spikes per rate step (when recorded)
+    n_spikes: torch.Tensor  # [B,N] spikes per unit over the run
+    raster: torch.Tensor  # [E,3] (trial, LIF step, unit) of the first ``raster_units`` units
+    final_state: LIFState
+    rls: torch.Tensor | None  # [1,N,N] P after the last update (training runs)
+    n_updates: int
+
+
+@register_model
+class SpikingForce(nn.Module):
+    """Nicola & Clopath's spiking FORCE network (module docstring). Buffers: ``w_rec`` ω ``[N,N]`` (post, pre),
+    ``w_fb`` Qη ``[N,O]``, ``w_in [N,I]``, ``w_out`` φᵀ ``[O,N]`` (trained by ``fit_spiking_force``), ``v0 [N]``
+    (initial voltages, so a run is reproducible). ``forward`` runs the closed loop without learning."""
+
+    config_class = SpikingForceConfig
+
+    def __init__(self, cfg: SpikingForceConfig, seed: int = 0):
+        super().__init__()
+        self.cfg = cfg
+        gen = stream(seed, 0)
+        n, prm = cfg.n_units, cfg.params
+        self.register_buffer("w_rec", nicola_clopath_weights(cfg, gen))
+        self.register_buffer("w_fb", cfg.feedback_scale * (2 * torch.rand(n, cfg.n_outputs, generator=gen) - 1))
+        self.register_buffer("w_in", cfg.input_scale * (2 * torch.rand(n, cfg.n_inputs, generator=gen) - 1))
+        self.register_buffer("w_out", torch.zeros(cfg.n_outputs, n))
+        v0 = prm.v_init_low_mv + torch.rand(n, generator=gen) * (prm.v_init_high_mv - prm.v_init_low_mv)
+        self.register_buffer("v0", v0)
+
+    @property
+    def substeps(self) -> int:
+        return self.cfg.params.substeps(self.cfg.rate_dt_ms)
+
+    def forward(self, inputs: torch.Tensor, generator: torch.Generator | None = None,
+                propagation: str = "auto") -> Rollout:
+        """Closed loop over ``inputs [B,T,I]`` (one value per ``rate_dt_ms``), every trial from ``v0``. Returns
+        ``Rollout(outputs z [B,T,O], states r [B,T,N] in Hz, rates (same), spikes: counts per rate step)``."""
+        run = simulate_spiking_force(self, inputs, generator=generator, propagation=propagation, record_rates=True)
+        return Rollout(run.outputs, run.rates, rates=run.rates, spikes=run.counts)
+
+    def smooth_surrogate(self):
+        """None exists: the rate is a filtered spike train of a reset neuron; refused with one line, so the
+        fixed-point analyses never differentiate spikes."""
+        raise TypeError("SpikingForce has no smooth surrogate (its dynamics are spikes and resets); analyse a "
+                        "rate FORCE network (baselines.ForceRNN) instead")
+
+    def config_dict(self) -> dict:
+        return self.cfg.config_dict()
+
+
+def _choose(propagation: str, device: torch.device) -> str:
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation must be one of {', '.join(PROPAGATIONS)}, got {propagation!r}")
+    if propagation == "auto":
+        return "sparse" if device.type == "cpu" else "dense"
+    return propagation
+
+
+@torch.no_grad()
+def simulate_spiking_force(model: SpikingForce, inputs: torch.Tensor, *, targets: torch.Tensor | None = None,
+                           learn: torch.Tensor | None = None, rls_every: int = 5, p0: float | None = None,
+                           rls: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                           propagation: str = "auto", record_rates: bool = False, raster_units: int = 0,
+                           state: LIFState | None = None, rls_float64: bool = False) -> SpikingForceRun:
+    """Run the closed loop over ``inputs [B,T,I]``; with ``targets [B,T,O]`` (B = 1) train ``model.w_out`` by RLS
+    at the end of rate steps ``t`` where ``learn[t]`` and ``t % rls_every == 0`` (N&C: every 2.5 ms), from
+    ``P(0) = p0·I`` (default 0.1·dt, dt in s) or the given ``rls``. A refused update (``RLSError``) leaves
+    ``model.w_out`` at its last good value. ``state`` continues an earlier run instead of starting from ``v0``."""
+    cfg, prm = model.cfg, model.cfg.params
+    batch, n_steps, n_in = inputs.shape
+    if n_in != cfg.n_inputs:
+        raise ValueError(f"inputs have {n_in} channels; this network takes {cfg.n_inputs}")
+    if prm.noise_std_mv > 0 and generator is None:
+        raise ValueError("params.noise_std_mv > 0: give a generator for the voltage noise")
+    device, dtype = model.w_rec.device, model.w_rec.dtype
+    mode = _choose(propagation, device)
+    training = targets is not None
+    if training:
+        if batch != 1:
+            raise ValueError(f"training runs one trial (B = 1), got B = {batch}")
+        if targets.shape != (1, n_steps, cfg.n_outputs):
+            raise ValueError(f"targets must be [1,{n_steps},{cfg.n_outputs}] (one value per rate step of the inputs),"
+                             f" got {tuple(targets.shape)}: a target of the wrong length")
+        if not torch.isfinite(targets).all():
+            raise ValueError("targets hold nan or inf")
+        learn_at = torch.ones(n_steps, dtype=torch.bool) if learn is None else torch.as_tensor(learn).bool().cpu()
+        if learn_at.shape != (n_steps,):
+            raise ValueError(f"learn must be a [T] mask with T = {n_steps}, got {tuple(learn_at.shape)}")
+        _validate.integer("rls_every", rls_every, 1, 10**9)
+        learn_list = (learn_at & (torch.arange(n_steps) % rls_every == 0)).tolist()
+        if rls is None:
+            p_dtype = torch.float64 if rls_float64 else dtype
+            rls = rls_matrix(1, cfg.n_units, 0.1 * prm.lif_dt_ms / 1000.0 if p0 is None else p0, p_dtype, device)
+        targets = targets.to(device, dtype)
+    inputs = inputs.to(device, dtype)
+    syn = synapse_constants(torch.full((cfg.n_units,), cfg.tau_decay_ms, device=device, dtype=dtype), prm)
+    if state is None:
+        state = initial_state((batch, cfg.n_units), prm, device=device, dtype=dtype, v0=model.v0)
+    w_rec = model.w_rec.T.contiguous() if mode == "sparse" else model.w_rec
+    step_fn = lif_step_sparse if mode == "sparse" else lif_step
+    w_out = model.w_out.unsqueeze(0).clone()  # [1,O,N], trained in place
+    drive_in = inputs @ model.w_in.T + prm.bias_mv  # [B,T,N]
+    substeps = model.substeps
+    outputs = torch.empty(batch, n_steps, cfg.n_outputs, device=device, dtype=dtype)
+    rates = torch.empty(batch, n_steps, cfg.n_units, device=device, dtype=dtype) if record_rates else None
+    counts = torch.empty(batch, n_steps, cfg.n_units, device=device, dtype=dtype) if record_rates else None
+    n_spikes = torch.zeros(batch, cfg.n_units, device=device, dtype=dtype)
+    events, n_updates = [], 0
+    z = state.r @ w_out[0].T
+    try:
+        for t in range(n_steps):
+            before = n_spikes.clone() if record_rates else None
+            for m in range(substeps):
+                drive = torch.addmm(drive_in[:, t], z, model.w_fb.T)
+                noise = 0.0 if prm.noise_std_mv == 0 else prm.noise_std_mv * torch.randn(
+                    batch, cfg.n_units, generator=generator, device=device, dtype=dtype)
+                spikes, state = step_fn(state, drive, noise, w_rec, syn, prm)
+                n_spikes += spikes
+                if raster_units:
+                    hit = torch.nonzero(spikes[:, :raster_units])
+                    if hit.numel():
+                        k = torch.full((len(hit), 1), t * substeps + m, dtype=torch.long, device=device)
+                        events.append(torch.cat([hit[:, :1], k, hit[:, 1:]], dim=1))
+                z = state.r @ w_out[0].T
+            if training and learn_list[t]:
+                rls_update(rls, w_out, state.r, z - targets[:, t])
+                n_updates += 1
+            outputs[:, t] = z
+            if record_rates:
+                rates[:, t] = state.r
+                counts[:, t] = n_spikes - before
+    finally:
+        if training:
+            model.w_out.copy_(w_out[0])
+    raster = torch.cat(events) if events else torch.zeros(0, 3, dtype=torch.long, device=device)
+    return SpikingForceRun(outputs, rates, counts, n_spikes, raster, state, rls, n_updates)
+
+
+class SpikingForceFit(NamedTuple):
+    outputs: torch.Tensor  # [T,O] z per rate step over settle + train + test
+    targets: torch.Tensor  # [T,O]
+    train_steps: tuple[int, int]  # [start, stop) rate steps that learned
+    test_rmse: float  # RMSE over the test window, learning off
+    test_amplitude: float  # (max - min)/2 of the target over the test window
+    run: SpikingForceRun
+    seconds: float
+
+
+def sine_target(n_steps: int, rate_dt_ms: float, freq_hz: float = 5.0, amplitude: float = 1.0) -> torch.Tensor:
+    """N&C's target ``sin(2π f t)``, t in s, one value per rate step: ``[T,1]``."""
+    t = torch.arange(1, n_steps + 1, dtype=torch.float64) * (rate_dt_ms / 1000.0)
+    return (amplitude * torch.sin(2 * math.pi * freq_hz * t)).float().unsqueeze(-1)
+
+
+def fit_spiking_force(model: SpikingForce, target: torch.Tensor, *, settle_ms: float, train_ms: float,
+                      test_ms: float, rls_every_ms: float = 2.5, raster_units: int = 100,
+                      propagation: str = "auto", rls_float64: bool = False) -> SpikingForceFit:
+    """N&C's protocol for a generation target (no input): ``settle_ms`` without learning, ``train_ms`` with RLS
+    every ``rls_every_ms``, ``test_ms`` with learning off; ``target [T,O]`` holds one value per rate step over the
+    whole run (a target of another length is refused before anything runs). The test RMSE is over the test
+    window."""
+    import time
+
+    dt = model.cfg.rate_dt_ms
+    for name, ms, low in (("settle_ms", settle_ms, 0), ("train_ms", train_ms, dt), ("test_ms", test_ms, dt)):
+        _validate.real(name, ms, low)
+    lengths = [round(ms / dt) for ms in (settle_ms, train_ms, test_ms)]
+    every = round(rls_every_ms / dt)
+    if every < 1 or not math.isclose(every * dt, rls_every_ms, rel_tol=1e-9):
+        raise ValueError(f"rls_every_ms {rls_every_ms} must be a whole number of rate steps of {dt} ms")
+    n_steps = sum(lengths)
+    if target.dim() == 1:
+        target = target.unsqueeze(-1)
+    if target.shape != (n_steps, model.cfg.n_outputs):
+        raise ValueError(f"target must be [{n_steps},{model.cfg.n_outputs}] (settle + train + test at "
+                         f"{dt} ms), got {tuple(target.shape)}: a target of the wrong length")
+    learn = torch.zeros(n_steps, dtype=torch.bool)
+    start, stop = lengths[0], lengths[0] + lengths[1]
+    learn[start:stop] = True
+    inputs = torch.zeros(1, n_steps, model.cfg.n_inputs)
+    t0 = time.perf_counter()
+    run = simulate_spiking_force(model, inputs, targets=target.unsqueeze(0), learn=learn, rls_every=every,
+                                 raster_units=raster_units, propagation=propagation, rls_float64=rls_float64)
+    seconds = time.perf_counter() - t0
+    z, f = run.outputs[0].cpu(), target.float()
+    test = slice(stop, n_steps)
+    err = float(torch.sqrt(((z[test] - f[test]) ** 2).mean()))
+    amp = float((f[test].max() - f[test].min()) / 2)
+    return SpikingForceFit(z, f, (start, stop), err, amp, run, seconds)
+
+
+def plot_spiking_force(fit: SpikingForceFit, dt_ms: float, lif_dt_ms: float, n_raster: int = 50,
+                       raster_window_ms: float = 1000.0, path=None) -> Figure:
+    """Output against target over the whole run (training window shaded), and a raster of ``n_raster`` units in
+    the last ``raster_window_ms`` of training and the first of the test (learning off right of the line)."""
+    z, f = to_numpy(fit.outputs), to_numpy(fit.targets)
+    t = np.arange(1, len(z) + 1) * dt_ms / 1000.0
+    start, stop = fit.train_steps
+    fig = Figure(figsize=(11, 6))
+    ax1, ax2 = fig.subplots(2, 1)
+    ax1.axvspan(start * dt_ms / 1000, stop * dt_ms / 1000, color="0.9", zorder=0, label="RLS on")
+    ax1.plot(t, f[:, 0], lw=2.5, alpha=0.35, color="C0", label="target")
+    ax1.plot(t, z[:, 0], lw=0.7, color="C0", label="z")
+    ax1.set(xlabel="time (s)", ylabel="output", title=f"spiking FORCE: test RMSE {fit.test_rmse:.3f} "
+            f"(amplitude {fit.test_amplitude:.2f})")
+    ax1.legend(loc="upper right", fontsize=8)
+    ev = to_numpy(fit.run.raster)
+    t_switch = stop * dt_ms
+    lo, hi = t_switch - raster_window_ms / 2, t_switch + raster_window_ms / 2
+    if len(ev):
+        t_ev = ev[:, 1] * lif_dt_ms
+        keep = (ev[:, 2] < n_raster) & (t_ev >= lo) & (t_ev < hi)
+        ax2.plot(t_ev[keep] / 1000, ev[keep, 2], "|", ms=3, color="k")
+    ax2.axvline(t_switch / 1000, color="C3", lw=1)
+    ax2.set(xlim=(lo / 1000, hi / 1000), xlabel="time (s)", ylabel="unit", title="raster (RLS off right of the line)")
+    fig.tight_layout()
+    return finish_figure(fig, path)

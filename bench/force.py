@@ -1,0 +1,150 @@
+"""The FORCE seed's exercise (``/work/shared/seeds/001_*``: N 1000, g 1.5, dt 1, learn until t 300, test 300-800
+with learning off, target cos(2π t/50)) run two ways on the same network, then 16 networks in one call.
+
+    python bench/force.py [--n-units 1000] [--batch 16] [--threads 1] [--seed 0]
+
+(a) The seed's loop, written out here (numpy + ``scipy.integrate.ode``, the seed's algorithm step for step):
+    the rates are cached, the readout updated by RLS at every integer t (P(0) = I), then the ODE
+    ``dx/dt = -x + g J r + u z`` with r and z held is integrated over [t, t+1] by ``ode`` (its default, vode);
+    after t 300 the learning rate is 0 (the loop still computes P r and the rank-1 product, as the seed does).
+    It runs on *our* network: J, the feedback u, the initial readout and x(0) are those of
+    ``ForceRNN(ForceConfig(n_units, tau_ms=1, dt_ms=1), seed)`` in float64, so both sides solve one problem
+    and differ only in how they integrate and in precision.
+(b) Ours: ``baselines.fit_force`` on that network (float32, exponential Euler with r and z held: exact for the
+    same held-rate ODE), learning at t = 1..300, testing on t = 301..800.
+
+Both test errors are RMSE of z against the target over t in (300, 800]. Then (c) ``--batch`` networks (seeds
+seed..seed+B-1) trained in one ``fit_force`` call against the same networks trained one after another.
+The last line is JSON: ``ratio`` = seed loop time / our time; ``batch_ratio`` = sequential / batched time.
+Timings are wall time of one run each on this machine's CPU, with ``--threads`` threads for torch and for numpy's
+BLAS alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# run as a script, this file's folder comes first on sys.path and its name would hide the package
+sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from baselines.force import ForceConfig, ForceRNN, fit_force, rmse, seed_cosine  # noqa: E402
+
+T_MAX, LEARN_UNTIL, PERIOD = 800, 300, 50.0
+
+
+def seed_loop(j: np.ndarray, u: np.ndarray, w: np.ndarray, x0: np.ndarray, gain: float) -> np.ndarray:
+    """The seed's FORCE loop (In [4] of the notebook): returns z at t = 0..800."""
+    from scipy.integrate import ode
+
+    n = len(x0)
+    target = lambda t0: math.cos(2 * math.pi * t0 / PERIOD)  # noqa: E731
+    p = np.eye(n)
+    lr = 1.0
+    held = {"r": np.tanh(x0), "w": w.copy()}
+
+    def f3(t0, x):
+        r = held["r"]
+        return -x + gain * (j @ r) + (held["w"] @ r) * u
+
+    solver = ode(f3)
+    solver.set_initial_value(x0)
+    x, z, t = [x0], [], [0.0]
+    while t[-1] < T_MAX:
+        r = np.tanh(x[-1])
+        held["r"] = r
+        z.append(held["w"] @ r)
+        error = target(t[-1]) - z[-1]
+        q = p @ r
+        c = lr / (1 + q @ r)
+        p = p - c * np.outer(q, q)
+        held["w"] = held["w"] + c * error * q
+        if t[-1] > LEARN_UNTIL:
+            lr = 0.0
+        solver.integrate(solver.t + 1.0)
+        x.append(solver.y)
+        t.append(solver.t)
+    z.append(held["w"] @ np.tanh(x[-1]))
+    return np.asarray(z[: T_MAX + 1])
+
+
+def blas_threads(n: int):
+    """numpy's BLAS limited to ``n`` threads, like torch (threadpoolctl comes with scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def test_rmse_seed(z: np.ndarray) -> float:
+    t = np.arange(len(z), dtype=float)
+    keep = t > LEARN_UNTIL
+    return float(np.sqrt(np.mean((z[keep] - np.cos(2 * np.pi * t[keep] / PERIOD)) ** 2)))
+
+
+def make(n_units: int, seed: int) -> ForceRNN:
+    return ForceRNN(ForceConfig(n_units=n_units, dt_ms=1.0, tau_ms=1.0), seed=seed)
+
+
+def ours(models) -> tuple[float, list[float]]:
+    target = seed_cosine(T_MAX, 1.0, PERIOD)  # t = 1..800
+    t0 = time.perf_counter()
+    fit = fit_force(models, target, learn=LEARN_UNTIL)
+    seconds = time.perf_counter() - t0
+    return seconds, [rmse(z[LEARN_UNTIL:], target[LEARN_UNTIL:]) for z in fit.outputs]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-units", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n = args.n_units
+
+    model = make(n, args.seed)
+    f64 = {k: v.double().numpy() for k, v in model.state_dict().items()}
+    with blas_threads(args.threads):
+        t0 = time.perf_counter()
+        z_seed = seed_loop(f64["j"], f64["w_fb"][:, 0], f64["w_out"][0], f64["x0"], model.cfg.gain)
+        seed_s = time.perf_counter() - t0
+    seed_err = test_rmse_seed(z_seed)
+    print(f"(a) seed's scipy-ode loop, N {n}: {seed_s:.2f} s, test RMSE {seed_err:.4f}")
+
+    ours_s, (ours_err,) = ours(make(n, args.seed))
+    print(f"(b) fit_force, N {n}: {ours_s:.2f} s, test RMSE {ours_err:.4f}; ratio {seed_s / ours_s:.2f}")
+
+    seeds = range(args.seed, args.seed + args.batch)
+    batched_s, batched_err = ours([make(n, s) for s in seeds])
+    sequential = [ours(make(n, s)) for s in seeds]
+    sequential_s = sum(s for s, _ in sequential)
+    sequential_err = [e[0] for _, e in sequential]
+    print(f"(c) {args.batch} networks: one call {batched_s:.2f} s, one after another {sequential_s:.2f} s "
+          f"(batch ratio {sequential_s / batched_s:.2f}); test RMSE median {float(np.median(batched_err)):.4f}, "
+          f"{sum(e <= 0.05 for e in batched_err)}/{args.batch} <= 0.05")
+    print(json.dumps({
+        "bench": "force", "n_units": n, "seed": args.seed,
+        "seed_loop_s": round(seed_s, 3), "ours_s": round(ours_s, 3), "ratio": round(seed_s / ours_s, 2),
+        "seed_loop_test_rmse": round(seed_err, 5), "ours_test_rmse": round(ours_err, 5),
+        "batch": args.batch, "batched_s": round(batched_s, 3), "sequential_s": round(sequential_s, 3),
+        "batch_ratio": round(sequential_s / batched_s, 2),
+        "batched_test_rmse": [round(e, 5) for e in batched_err],
+        "sequential_test_rmse": [round(e, 5) for e in sequential_err],
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main()
