@@ -29,9 +29,12 @@ def small_net(seed=0):
 
 
 def test_training_lowers_the_loss_and_stops_at_the_target():
-    cfg = TrainConfig(n_steps=60, batch_size=16, lr=0.02, eval_every=10, eval_batch_size=64, target_score=0.5)
+    # Chance is 0.5 (untrained nets score 0.42-0.56 here): the target is well above it.
+    untrained = evaluate(small_net(), TASK, TASK.sample(64, torch.Generator().manual_seed(1)))
+    cfg = TrainConfig(n_steps=400, batch_size=16, lr=0.02, eval_every=10, eval_batch_size=64, target_score=0.9)
     result = train(small_net(), TASK, cfg)
-    assert result.step < 60 and result.score >= 0.5  # stopped early at the criterion
+    assert untrained < 0.7
+    assert result.step < 400 and result.score >= 0.9  # stopped early at the criterion
     assert sum(result.history["loss"][-5:]) < sum(result.history["loss"][:5])
 
 
