@@ -30,17 +30,17 @@ def plot_fixed_points(fps: FixedPoints, trajectories: torch.Tensor | None = None
         ax = fig.add_subplot(projection="3d" if n_components == 3 else None)
     if trajectories is not None:
         for trial in trajectories[:max_trajectories]:
-            z = pca.transform(trial).numpy()
+            z = pca.transform(trial).detach().cpu().numpy()
             ax.plot(*z.T, color="0.7", lw=0.6, zorder=1)
     if len(fps):
-        z = pca.transform(fps.xstar).numpy()
+        z = pca.transform(fps.xstar).detach().cpu().numpy()
         stable = fps.stable.cpu().numpy()
         ax.scatter(*z[stable].T, s=40, c="k", label="stable", zorder=3)
         ax.scatter(*z[~stable].T, s=40, facecolors="none", edgecolors="r", label="unstable", zorder=3)
         for k in np.nonzero(~stable)[0]:
             for m in range(int(fps.n_unstable[k])):
                 v = fps.eigvecs[k, :, m].real
-                d = pca.transform_directions(v / v.norm().clamp_min(1e-12)).numpy()
+                d = pca.transform_directions(v / v.norm().clamp_min(1e-12)).detach().cpu().numpy()
                 seg = np.stack([z[k] - mode_length * d, z[k] + mode_length * d])
                 ax.plot(*seg.T, color="r", lw=1.0, zorder=2)
     labels = [f"PC{i + 1}" for i in range(n_components)]

@@ -17,7 +17,7 @@ ANALYSIS_NOISE = 30_000  # noise of simulations run for analyses (LIF transfer, 
 def stream(seed: int, offset: int, device: str | torch.device | None = None) -> torch.Generator:
     """A fresh generator on ``device`` (CPU when None) seeded ``seed + offset``.
 
-    On CPU it draws the same numbers as ``torch.manual_seed(seed + offset)`` followed by the same calls."""
+    On CPU it draws the same numbers as the default generator seeded with ``seed + offset`` would, call for call."""
     try:
         value = operator.index(seed) + operator.index(offset)
     except TypeError:

@@ -182,7 +182,7 @@ def train(
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, gamma=cfg.lr_decay)
     # Explicit generators only: the caller's global RNG is neither read nor reseeded. Trial batches are drawn
-    # on the CPU; the model's noise on its device. On CPU both draw what torch.manual_seed(seed) used to.
+    # on the CPU; the model's noise on its device. On CPU both draw what the old global reseed to seed gave.
     task_gen = seeds.stream(seed, seeds.TRAINING)
     noise_gen = seeds.stream(seed, seeds.TRAINING, device)
     forward_kwargs = {"generator": noise_gen} if _accepts_generator(model) else {}
