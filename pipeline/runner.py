@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ratenets import CheckpointError, load_checkpoint, resolve_device
+from ratenets.arrays import to_numpy
 from ratenets.checkpoint import versions
 
 from . import report
@@ -82,7 +83,7 @@ class Verdicts:
                 t = payload["model_state"][name]
                 h.update(name.encode())
                 h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-                h.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+                h.update(to_numpy(t.reshape(-1).contiguous().view(torch.uint8)).tobytes())
             self._fp_cache[key] = h.hexdigest()[:20]
         return self._fp_cache[key]
 

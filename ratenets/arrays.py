@@ -9,6 +9,5 @@ import torch
 
 def to_numpy(x, dtype=None) -> np.ndarray:
     if torch.is_tensor(x):
-        x = x.detach().cpu()
-        x = x.numpy() if x.dtype != torch.bfloat16 else x.float().numpy()
+        x = x.detach().cpu().numpy() if x.dtype != torch.bfloat16 else x.detach().cpu().float().numpy()
     return np.asarray(x, dtype=dtype)

@@ -207,7 +207,7 @@ def _run_sparse(state, drive, noise, w_rec, w_out, syn, params, substeps, output
     g, p = state.h_syn.contiguous() * dt, state.h_r.contiguous() * dt
     gate = torch.full_like(v, a).masked_fill_(state.refractory_left > 0, 0.0)
     n_spikes = torch.zeros(v.shape, dtype=torch.int64)
-    v_np, gate_np, p_np, n_spikes_np = (x.view(-1).numpy() for x in (v, gate, p, n_spikes))
+    v_np, gate_np, p_np, n_spikes_np = (x.view(-1).cpu().numpy() for x in (v, gate, p, n_spikes))  # shared memory
     g_2d = g.view(-1, n_units)
     # Release schedule: units whose refractoriness ends after step k are freed at the end of step k.
     release: dict[int, np.ndarray] = {}
@@ -265,7 +265,7 @@ def _run_sparse(state, drive, noise, w_rec, w_out, syn, params, substeps, output
         _record(t, r, n_spikes, last_count, w_out, outputs, rates, counts)
     last = n_steps * substeps - 1
     refr_left = torch.zeros_like(v)
-    refr_np = refr_left.view(-1).numpy()
+    refr_np = refr_left.view(-1).cpu().numpy()  # shared memory (a CPU tensor: .cpu() is itself)
     for step, idx in release.items():
         refr_np[idx] = float(step - last)
     raster = None
