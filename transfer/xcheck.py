@@ -106,7 +106,7 @@ def compare_with_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, seed: int = 0
     res = simulate(lif_net.w_rec.cpu(), lif_net.w_in.cpu(), lif_net.w_out.cpu(), lif_net.tau_d_ms.cpu(),
                    inputs[None].cpu(), lif_net.params, rate_dt_ms=lif_net.rate_dt_ms, dtype=torch.float64,
                    noise_source=lambda step: 0.0, v0=v0, raster_trials=1)
-    ours_unit, ours_step = res.raster[:, 3].numpy(), res.raster[:, 2].numpy()
+    ours_unit, ours_step = res.raster[:, 3].cpu().numpy(), res.raster[:, 2].cpu().numpy()
     brian_unit, brian_step = simulate_brian2(lif_net, inputs, v0)
     n_ours = np.bincount(ours_unit, minlength=n_units)
     n_brian = np.bincount(brian_unit, minlength=n_units)
