@@ -14,9 +14,9 @@ v_peak = bias = -40 mV, no noise, v(0) ~ U(-65, 30) mV (``NC_PARAMS``).
 
 The kernel takes the recurrent weights as a matrix and multiplies the spike vector by it each step; with ~2
 spikes in 2000 units per step that product is >99 % of the work on a CPU (a 2000×2000 product: ~7 ms here, 40
-times the rest of the step). ``lif_step_sparse`` is the adapter: it calls ``lif_step`` with a recurrence that
-contributes nothing and adds the jump of the units that spiked, ``κ·Σ_j ω[:, j]``, by gathering their columns
-(the same numbers as the dense call, summed in another order; ``tests/test_force.py`` checks spike for spike).
+times the rest of the step). So the kernel is called with ``recurrent=gathered_recurrence(ωᵀ)``: the input of
+the units that spiked, ``Σ_j ω[:, j]``, gathered from their columns (the same numbers as the dense call, summed in
+another order; ``tests/test_force.py`` checks spike for spike), every other equation the kernel's own.
 A GPU takes the dense call (``propagation="dense"``), where gathering would synchronise the host every step.
 """
 
@@ -89,22 +89,32 @@ def nicola_clopath_weights(cfg: SpikingForceConfig, generator: torch.Generator) 
     return (w - present * (w.sum(dim=1, keepdim=True) / count)).contiguous()
 
 
+def gathered_recurrence(w_rec_pre: torch.Tensor, block: int = 0):
+    """The recurrent input ``W s`` of spikes ``[B,N]`` as a function for ``lif_step(..., recurrent=)``: the rows
+    of ``w_rec_pre`` (the recurrent weights transposed, ``[N_pre, N_post]``, contiguous) of the units that
+    spiked, summed per trial, instead of a dense product (the same numbers, summed in another order). With
+    ``block = N``, ``w_rec_pre`` stacks one such matrix per trial (``[B·N, N]``: trial b reads rows b·N...)."""
+
+    def recurrent(spikes: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(spikes)
+        trial, unit = torch.nonzero(spikes, as_tuple=True)
+        if unit.numel():
+            rows = unit + trial * block if block else unit
+            out.index_add_(0, trial, w_rec_pre.index_select(0, rows))
+        return out
+
+    return recurrent
+
+
 def lif_step_sparse(state: LIFState, drive: torch.Tensor, noise, w_rec_pre: torch.Tensor, syn: SynapseConstants,
                     params: LIFParams) -> tuple[torch.Tensor, LIFState]:
-    """``spiking.lif.lif_step`` with the recurrent input of the units that spiked gathered from ``w_rec_pre``
-    (the recurrent weights transposed, ``[N_pre, N_post]``, contiguous) instead of a dense product; states
-    ``[B,N]``. The kernel is called with a one-row recurrence of zeros (its product costs a dot per trial)."""
-    n = state.v.shape[-1]
-    spikes, new = lif_step(state, drive, noise, state.v.new_zeros(1, n), syn, params)
-    trial, unit = torch.nonzero(spikes, as_tuple=True)
-    if unit.numel():
-        recurrent = torch.zeros_like(new.h_syn).index_add_(0, trial, w_rec_pre.index_select(0, unit))
-        new = new._replace(h_syn=new.h_syn + syn.jump * recurrent)
-    return spikes, new
+    """``spiking.lif.lif_step`` with the recurrent input gathered from ``w_rec_pre`` (``gathered_recurrence``);
+    states ``[B,N]``."""
+    return lif_step(state, drive, noise, None, syn, params, recurrent=gathered_recurrence(w_rec_pre))
 
 
 class SpikingForceRun(NamedTuple):
-    """One closed-loop simulation of B trials over T rate steps (``simulate_spiking_force``)."""
+    """One closed-loop simulation of B trials over T rate steps (``simulate_spiking_force``; M networks: B = M)."""
 
     outputs: torch.Tensor  # [B,T,O] z at the end of each rate step (readout of that moment)
     rates: torch.Tensor | None  # [B,T,N] filtered spike trains, Hz (when recorded)
@@ -112,7 +122,7 @@ class SpikingForceRun(NamedTuple):
     n_spikes: torch.Tensor  # [B,N] spikes per unit over the run
     raster: torch.Tensor  # [E,3] (trial, LIF step, unit) of the first ``raster_units`` units
     final_state: LIFState
-    rls: torch.Tensor | None  # [1,N,N] P after the last update (training runs)
+    rls: torch.Tensor | None  # [M,N,N] P after the last update (training runs; M networks)
     n_updates: int
 
 
@@ -165,31 +175,53 @@ def _choose(propagation: str, device: torch.device) -> str:
     return propagation
 
 
+def _stack_networks(models) -> list:
+    """``models`` as a list of SpikingForce networks that one simulation can run side by side."""
+    nets = [models] if isinstance(models, SpikingForce) else list(models)
+    if not nets or not all(isinstance(m, SpikingForce) for m in nets):
+        raise ValueError("give a SpikingForce network or a non-empty list of them")
+    c0 = nets[0].cfg
+    for m in nets[1:]:
+        if (m.cfg.n_units, m.cfg.n_inputs, m.cfg.n_outputs, m.cfg.rate_dt_ms, m.cfg.tau_decay_ms, m.cfg.params) != (
+                c0.n_units, c0.n_inputs, c0.n_outputs, c0.rate_dt_ms, c0.tau_decay_ms, c0.params):
+            raise ValueError("networks simulated together must share n_units, n_inputs, n_outputs, rate_dt_ms, "
+                             "tau_decay_ms and params")
+    return nets
+
+
 @torch.no_grad()
-def simulate_spiking_force(model: SpikingForce, inputs: torch.Tensor, *, targets: torch.Tensor | None = None,
+def simulate_spiking_force(model, inputs: torch.Tensor, *, targets: torch.Tensor | None = None,
                            learn: torch.Tensor | None = None, rls_every: int = 5, p0: float | None = None,
                            rls: torch.Tensor | None = None, generator: torch.Generator | None = None,
                            propagation: str = "auto", record_rates: bool = False, raster_units: int = 0,
                            state: LIFState | None = None, rls_float64: bool = False) -> SpikingForceRun:
-    """Run the closed loop over ``inputs [B,T,I]``; with ``targets [B,T,O]`` (B = 1) train ``model.w_out`` by RLS
-    at the end of rate steps ``t`` where ``learn[t]`` and ``t % rls_every == 0`` (N&C: every 2.5 ms), from
-    ``P(0) = p0·I`` (default 0.1·dt, dt in s) or the given ``rls``. A refused update (``RLSError``) leaves
-    ``model.w_out`` at its last good value. ``state`` continues an earlier run instead of starting from ``v0``."""
-    cfg, prm = model.cfg, model.cfg.params
+    """Run the closed loop over ``inputs [B,T,I]``; with ``targets [B,T,O]`` train the readouts by RLS at the end
+    of rate steps ``t`` where ``learn[t]`` and ``t % rls_every == 0`` (N&C: every 2.5 ms), from ``P(0) = p0·I``
+    (default 0.1·dt, dt in s) or the given ``rls [M,N,N]``. A refused update (``RLSError``) leaves each readout at
+    its last good value. ``state`` continues an earlier run instead of starting from ``v0``.
+
+    ``model`` is one network (B trials of it; training: B = 1) or a list of M networks sharing their sizes, one
+    trial each (B = M; trial m runs network m): M seeds train in one pass, each step one batched operation."""
+    nets = _stack_networks(model)
+    many = not isinstance(model, SpikingForce)
+    cfg, prm = nets[0].cfg, nets[0].cfg.params
+    n_nets, n = len(nets), cfg.n_units
     batch, n_steps, n_in = inputs.shape
     if n_in != cfg.n_inputs:
         raise ValueError(f"inputs have {n_in} channels; this network takes {cfg.n_inputs}")
+    if many and batch != n_nets:
+        raise ValueError(f"{n_nets} networks run one trial each: inputs must be [{n_nets},T,I], got B = {batch}")
     if prm.noise_std_mv > 0 and generator is None:
         raise ValueError("params.noise_std_mv > 0: give a generator for the voltage noise")
-    device, dtype = model.w_rec.device, model.w_rec.dtype
+    device, dtype = nets[0].w_rec.device, nets[0].w_rec.dtype
     mode = _choose(propagation, device)
     training = targets is not None
     if training:
-        if batch != 1:
-            raise ValueError(f"training runs one trial (B = 1), got B = {batch}")
-        if targets.shape != (1, n_steps, cfg.n_outputs):
-            raise ValueError(f"targets must be [1,{n_steps},{cfg.n_outputs}] (one value per rate step of the inputs),"
-                             f" got {tuple(targets.shape)}: a target of the wrong length")
+        if batch != n_nets:
+            raise ValueError(f"training runs one trial per network (B = {n_nets}), got B = {batch}")
+        if targets.shape != (batch, n_steps, cfg.n_outputs):
+            raise ValueError(f"targets must be [{batch},{n_steps},{cfg.n_outputs}] (one value per rate step of the "
+                             f"inputs), got {tuple(targets.shape)}: a target of the wrong length")
         if not torch.isfinite(targets).all():
             raise ValueError("targets hold nan or inf")
         learn_at = torch.ones(n_steps, dtype=torch.bool) if learn is None else torch.as_tensor(learn).bool().cpu()
@@ -199,38 +231,58 @@ def simulate_spiking_force(model: SpikingForce, inputs: torch.Tensor, *, targets
         learn_list = (learn_at & (torch.arange(n_steps) % rls_every == 0)).tolist()
         if rls is None:
             p_dtype = torch.float64 if rls_float64 else dtype
-            rls = rls_matrix(1, cfg.n_units, 0.1 * prm.lif_dt_ms / 1000.0 if p0 is None else p0, p_dtype, device)
+            rls = rls_matrix(n_nets, n, 0.1 * prm.lif_dt_ms / 1000.0 if p0 is None else p0, p_dtype, device)
+        elif tuple(rls.shape) != (n_nets, n, n):
+            raise ValueError(f"rls must be [{n_nets},{n},{n}], got {tuple(rls.shape)}")
         targets = targets.to(device, dtype)
     inputs = inputs.to(device, dtype)
-    syn = synapse_constants(torch.full((cfg.n_units,), cfg.tau_decay_ms, device=device, dtype=dtype), prm)
+    syn = synapse_constants(torch.full((n,), cfg.tau_decay_ms, device=device, dtype=dtype), prm)
+    w_rec = torch.stack([m.w_rec for m in nets])  # [M,N,N] (post, pre)
+    w_fb = torch.stack([m.w_fb for m in nets])  # [M,N,O]
+    w_out = torch.stack([m.w_out for m in nets])  # [M,O,N], trained in place
     if state is None:
-        state = initial_state((batch, cfg.n_units), prm, device=device, dtype=dtype, v0=model.v0)
-    w_rec = model.w_rec.T.contiguous() if mode == "sparse" else model.w_rec
-    step_fn = lif_step_sparse if mode == "sparse" else lif_step
-    w_out = model.w_out.unsqueeze(0).clone()  # [1,O,N], trained in place
-    drive_in = inputs @ model.w_in.T + prm.bias_mv  # [B,T,N]
-    substeps = model.substeps
+        v0 = torch.stack([m.v0 for m in nets]) if many else nets[0].v0
+        state = initial_state((batch, n), prm, device=device, dtype=dtype, v0=v0)
+    if mode == "sparse":  # rows of ωᵀ, network m's block at rows m·N..(m+1)·N
+        recurrent = gathered_recurrence(w_rec.transpose(1, 2).reshape(n_nets * n, n).contiguous(),
+                                        n if many else 0)
+    elif many:
+        recurrent = lambda s: torch.bmm(w_rec, s.unsqueeze(-1)).squeeze(-1)  # noqa: E731
+    else:
+        recurrent = None
+    if not many:
+        w_fb = w_fb[0].T  # one network, B trials: plain products
+    drive_in = torch.einsum("bti,bni->btn", inputs, torch.stack([m.w_in for m in nets]).expand(batch, -1, -1))
+    drive_in = drive_in + prm.bias_mv  # [B,T,N]
+
+    def readout(r: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(w_out, r.unsqueeze(-1)).squeeze(-1) if many else r @ w_out[0].T
+
+    substeps = nets[0].substeps
     outputs = torch.empty(batch, n_steps, cfg.n_outputs, device=device, dtype=dtype)
-    rates = torch.empty(batch, n_steps, cfg.n_units, device=device, dtype=dtype) if record_rates else None
-    counts = torch.empty(batch, n_steps, cfg.n_units, device=device, dtype=dtype) if record_rates else None
-    n_spikes = torch.zeros(batch, cfg.n_units, device=device, dtype=dtype)
+    rates = torch.empty(batch, n_steps, n, device=device, dtype=dtype) if record_rates else None
+    counts = torch.empty(batch, n_steps, n, device=device, dtype=dtype) if record_rates else None
+    n_spikes = torch.zeros(batch, n, device=device, dtype=dtype)
     events, n_updates = [], 0
-    z = state.r @ w_out[0].T
+    z = readout(state.r)
     try:
         for t in range(n_steps):
             before = n_spikes.clone() if record_rates else None
             for m in range(substeps):
-                drive = torch.addmm(drive_in[:, t], z, model.w_fb.T)
+                if many:
+                    drive = drive_in[:, t] + torch.bmm(w_fb, z.unsqueeze(-1)).squeeze(-1)
+                else:
+                    drive = torch.addmm(drive_in[:, t], z, w_fb)
                 noise = 0.0 if prm.noise_std_mv == 0 else prm.noise_std_mv * torch.randn(
-                    batch, cfg.n_units, generator=generator, device=device, dtype=dtype)
-                spikes, state = step_fn(state, drive, noise, w_rec, syn, prm)
+                    batch, n, generator=generator, device=device, dtype=dtype)
+                spikes, state = lif_step(state, drive, noise, w_rec[0], syn, prm, recurrent=recurrent)
                 n_spikes += spikes
                 if raster_units:
                     hit = torch.nonzero(spikes[:, :raster_units])
                     if hit.numel():
                         k = torch.full((len(hit), 1), t * substeps + m, dtype=torch.long, device=device)
                         events.append(torch.cat([hit[:, :1], k, hit[:, 1:]], dim=1))
-                z = state.r @ w_out[0].T
+                z = readout(state.r)
             if training and learn_list[t]:
                 rls_update(rls, w_out, state.r, z - targets[:, t])
                 n_updates += 1
@@ -240,7 +292,8 @@ def simulate_spiking_force(model: SpikingForce, inputs: torch.Tensor, *, targets
                 counts[:, t] = n_spikes - before
     finally:
         if training:
-            model.w_out.copy_(w_out[0])
+            for i, m in enumerate(nets):
+                m.w_out.copy_(w_out[i])
     raster = torch.cat(events) if events else torch.zeros(0, 3, dtype=torch.long, device=device)
     return SpikingForceRun(outputs, rates, counts, n_spikes, raster, state, rls, n_updates)
 
@@ -261,16 +314,19 @@ def sine_target(n_steps: int, rate_dt_ms: float, freq_hz: float = 5.0, amplitude
     return (amplitude * torch.sin(2 * math.pi * freq_hz * t)).float().unsqueeze(-1)
 
 
-def fit_spiking_force(model: SpikingForce, target: torch.Tensor, *, settle_ms: float, train_ms: float,
-                      test_ms: float, rls_every_ms: float = 2.5, raster_units: int = 100,
-                      propagation: str = "auto", rls_float64: bool = False) -> SpikingForceFit:
+def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms: float, test_ms: float,
+                      rls_every_ms: float = 2.5, raster_units: int = 100, propagation: str = "auto",
+                      rls_float64: bool = False):
     """N&C's protocol for a generation target (no input): ``settle_ms`` without learning, ``train_ms`` with RLS
     every ``rls_every_ms``, ``test_ms`` with learning off; ``target [T,O]`` holds one value per rate step over the
     whole run (a target of another length is refused before anything runs). The test RMSE is over the test
-    window."""
+    window. ``model``: one network (returns its ``SpikingForceFit``) or a list of networks trained side by side
+    in one simulation (returns one ``SpikingForceFit`` each; ``seconds`` is the whole call's)."""
     import time
 
-    dt = model.cfg.rate_dt_ms
+    nets = _stack_networks(model)
+    cfg = nets[0].cfg
+    dt = cfg.rate_dt_ms
     for name, ms, low in (("settle_ms", settle_ms, 0), ("train_ms", train_ms, dt), ("test_ms", test_ms, dt)):
         _validate.real(name, ms, low)
     lengths = [round(ms / dt) for ms in (settle_ms, train_ms, test_ms)]
@@ -280,22 +336,34 @@ def fit_spiking_force(model: SpikingForce, target: torch.Tensor, *, settle_ms: f
     n_steps = sum(lengths)
     if target.dim() == 1:
         target = target.unsqueeze(-1)
-    if target.shape != (n_steps, model.cfg.n_outputs):
-        raise ValueError(f"target must be [{n_steps},{model.cfg.n_outputs}] (settle + train + test at "
+    if target.shape != (n_steps, cfg.n_outputs):
+        raise ValueError(f"target must be [{n_steps},{cfg.n_outputs}] (settle + train + test at "
                          f"{dt} ms), got {tuple(target.shape)}: a target of the wrong length")
     learn = torch.zeros(n_steps, dtype=torch.bool)
     start, stop = lengths[0], lengths[0] + lengths[1]
     learn[start:stop] = True
-    inputs = torch.zeros(1, n_steps, model.cfg.n_inputs)
+    m = len(nets)
+    inputs = torch.zeros(m, n_steps, cfg.n_inputs)
     t0 = time.perf_counter()
-    run = simulate_spiking_force(model, inputs, targets=target.unsqueeze(0), learn=learn, rls_every=every,
-                                 raster_units=raster_units, propagation=propagation, rls_float64=rls_float64)
+    run = simulate_spiking_force(model, inputs, targets=target.unsqueeze(0).expand(m, -1, -1), learn=learn,
+                                 rls_every=every, raster_units=raster_units, propagation=propagation,
+                                 rls_float64=rls_float64)
     seconds = time.perf_counter() - t0
-    z, f = run.outputs[0].cpu(), target.float()
-    test = slice(stop, n_steps)
-    err = float(torch.sqrt(((z[test] - f[test]) ** 2).mean()))
+    f, test = target.float(), slice(stop, n_steps)
     amp = float((f[test].max() - f[test].min()) / 2)
-    return SpikingForceFit(z, f, (start, stop), err, amp, run, seconds)
+    fits = []
+    for i in range(m):
+        z = run.outputs[i].cpu()
+        err = float(torch.sqrt(((z[test] - f[test]) ** 2).mean()))
+        own = run
+        if m > 1:  # network i's share of the run, as if it had run alone
+            ev = run.raster[run.raster[:, 0] == i]
+            own = SpikingForceRun(run.outputs[i:i + 1], None, None, run.n_spikes[i:i + 1],
+                                  torch.cat([torch.zeros_like(ev[:, :1]), ev[:, 1:]], dim=1),
+                                  LIFState(*(x[i:i + 1] for x in run.final_state)), run.rls[i:i + 1],
+                                  run.n_updates)
+        fits.append(SpikingForceFit(z, f, (start, stop), err, amp, own, seconds))
+    return fits[0] if isinstance(model, SpikingForce) else fits
 
 
 def plot_spiking_force(fit: SpikingForceFit, dt_ms: float, lif_dt_ms: float, n_raster: int = 50,

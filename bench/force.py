@@ -16,6 +16,12 @@ with learning off, target cos(2π t/50)) run two ways on the same network, then 
 Both test errors are RMSE of z against the target over t in (300, 800]. Then (c) ``--batch`` networks (seeds
 seed..seed+B-1) trained in one ``fit_force`` call against the same networks trained one after another.
 The last line is JSON: ``ratio`` = seed loop time / our time; ``batch_ratio`` = sequential / batched time.
+
+    python bench/force.py --spiking 0 1 2 3 4 5 6 7 [--n-units 2000]
+
+instead runs Nicola & Clopath's spiking FORCE protocol (``baselines.spiking_force``, the defaults of
+``SpikingForceConfig``): 5 s settling, 5 s of RLS every 2.5 ms, 5 s of test on the 5 Hz sine, for each seed,
+all seeds side by side in one ``fit_spiking_force`` call; prints each seed's test RMSE (of the amplitude, 1).
 Timings are wall time of one run each on this machine's CPU, with ``--threads`` threads for torch and for numpy's
 BLAS alike.
 """
@@ -36,6 +42,7 @@ import torch
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 from baselines.force import ForceConfig, ForceRNN, fit_force, rmse, seed_cosine  # noqa: E402
+from baselines.spiking_force import SpikingForce, SpikingForceConfig, fit_spiking_force, sine_target  # noqa: E402
 
 T_MAX, LEARN_UNTIL, PERIOD = 800, 300, 50.0
 
@@ -104,15 +111,41 @@ def ours(models) -> tuple[float, list[float]]:
     return seconds, [rmse(z[LEARN_UNTIL:], target[LEARN_UNTIL:]) for z in fit.outputs]
 
 
+def spiking(seeds: list[int], n_units: int, overrides: dict) -> None:
+    """N&C's protocol on each seed, side by side in one call."""
+    cfg = SpikingForceConfig(n_units=n_units, **overrides)
+    settle, train, test = 5000.0, 5000.0, 5000.0
+    target = sine_target(round((settle + train + test) / cfg.rate_dt_ms), cfg.rate_dt_ms)
+    fits = fit_spiking_force([SpikingForce(cfg, seed=s) for s in seeds], target, settle_ms=settle, train_ms=train,
+                             test_ms=test, raster_units=0)
+    errors = [f.test_rmse for f in fits]
+    rates = [float(f.run.n_spikes.mean()) / ((settle + train + test) / 1000) for f in fits]
+    for s, e, r in zip(seeds, errors, rates):
+        print(f"seed {s}: test RMSE {e:.4f} of the amplitude, {r:.1f} Hz")
+    print(f"spiking FORCE, N {n_units}, {len(seeds)} seeds in {fits[0].seconds:.0f} s: median "
+          f"{float(np.median(errors)):.4f}, max {max(errors):.4f}, {sum(e <= 0.2 for e in errors)}/{len(seeds)} <= 0.2")
+    print(json.dumps({"bench": "spiking_force", "n_units": n_units, "seeds": seeds,
+                      "test_rmse": [round(e, 4) for e in errors], "rate_hz": [round(r, 2) for r in rates],
+                      "config": cfg.config_dict(), "seconds": round(fits[0].seconds, 1),
+                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-units", type=int, default=1000)
+    ap.add_argument("--n-units", type=int, default=None, help="1000 (rate), 2000 (--spiking)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--spiking", type=int, nargs="+", metavar="SEED", help="run spiking FORCE on these seeds")
+    ap.add_argument("--gain", type=float, help="spiking: G (default: SpikingForceConfig's)")
+    ap.add_argument("--feedback-scale", type=float, help="spiking: Q (default: SpikingForceConfig's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    n = args.n_units
+    if args.spiking:
+        chosen = {"gain": args.gain, "feedback_scale": args.feedback_scale}
+        spiking(args.spiking, args.n_units or 2000, {k: v for k, v in chosen.items() if v is not None})
+        return
+    n = args.n_units or 1000
 
     model = make(n, args.seed)
     f64 = {k: v.double().numpy() for k, v in model.state_dict().items()}

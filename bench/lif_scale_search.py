@@ -165,7 +165,7 @@ def bench_steps_per_second(rate_net, task, repeats: int = 3):
     """One trial, noise off, the same network, input and initial voltages in every simulator: LIF steps/s."""
     lif = rate_to_lif(rate_net, 30.0, LIFParams(noise_std_mv=0.0))
     batch = task.sample(1, torch.Generator().manual_seed(0))
-    n_steps = task.n_steps * lif.params.substeps(lif.rate_dt_ms)
+    n_steps = task.n_steps * lif.params.substeps(lif.dt_ms)
     v0 = -65 + 95 * torch.rand(lif.n_units, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     out = {"lif_steps_one_trial": n_steps, "repeats": repeats}
     for dtype in (torch.float32, torch.float64):
@@ -173,7 +173,7 @@ def bench_steps_per_second(rate_net, task, repeats: int = 3):
         for k in range(repeats + 1):  # the first call is untimed
             t0 = time.perf_counter()
             res = simulate(lif.w_rec, lif.w_in, lif.w_out, lif.tau_d_ms, batch.inputs, lif.params,
-                           rate_dt_ms=lif.rate_dt_ms, v0=v0, dtype=dtype, raster_trials=1)
+                           dt_ms=lif.dt_ms, v0=v0, dtype=dtype, raster_trials=1)
             if k:
                 times.append(time.perf_counter() - t0)
             spikes = int(res.raster.shape[0])

@@ -28,7 +28,7 @@ import torch
 
 import tasks
 from ratenets.training import TrainConfig, train
-from spiking.lsnn import LSNN, LSNNConfig, mean_rate_hz
+from spiking.lsnn import LSNN, LSNNConfig
 
 
 def flipflop_setup() -> tuple[LSNN, tasks.Task, TrainConfig]:
@@ -74,7 +74,7 @@ def held_out_figures(model: LSNN, task: tasks.Task, n_trials: int = 512) -> tupl
         else test.sample(n_trials, torch.Generator().manual_seed(123))
     )
     rollout = model(batch.inputs)
-    return test.score(rollout.outputs, batch), mean_rate_hz(rollout, model.cfg.dt_ms)
+    return test.score(rollout.outputs, batch), model.mean_rate_hz(rollout)
 
 
 @torch.no_grad()

@@ -7,12 +7,15 @@ models are analysed through ``surrogate_for(model)``.
 """
 
 from .adapters import Dynamics, dynamics_of, surrogate_for
+from .compare import compare_topology
 from .continuation import Continuation, continuation
 from .dedup import outlier_mask, unique_lowest_q
 from .find import check_map, find, find_slow_points, sample_starts, state_trajectories, summarize
 from .linear import count_unstable, eigen, jacobians
 from .plots import plot_eigenvalues, plot_fixed_points
 from .result import PCA, FixedPoints
+from .similarity import METHODS as SIMILARITY_METHODS
+from .similarity import similarity
 from .solver import SolverConfig
 from .topology import Topology, topology
 
@@ -22,3 +25,4 @@ __all__ = [
     "plot_eigenvalues", "plot_fixed_points", "sample_starts", "state_trajectories", "summarize", "surrogate_for",
     "topology", "unique_lowest_q",
 ]
+__all__ += ["SIMILARITY_METHODS", "compare_topology", "similarity"]

@@ -6,7 +6,15 @@ Accepted (first match wins):
 * a stock ``nn.RNN``/``nn.GRU``/``nn.LSTM`` or ``*Cell`` (see :mod:`fixedpoints.stock` for the state layout);
 * an object with ``velocity(x, u)`` and no ``step`` (or ``continuous=True``): continuous time, solve ``ẋ = 0``;
 * an object with ``step(x, u)``: discrete time, solve ``F(x, u) = x``;
-* any other callable ``f(x, u) -> next state`` (``continuous=True``: ``-> dx/dt``).
+* any other callable ``f(x, u) -> next state`` (``continuous=True``: ``-> dx/dt``). The argument order is
+  read from the parameter names of its ``forward`` (or the function itself): ``forward(x, h)`` /
+  ``forward(input, hidden)`` take the input first, ``f(h, u)`` / ``f(x, u)`` the state first; where the
+  names do not tell, a plain function is called state first (the documented convention) and an
+  ``nn.Module`` is tried both ways on the states' shapes (one clear error when both work: pass
+  ``state_first``).
+
+A continuous-time system is simulated (``topology``, ``state_trajectories``) by Euler steps of a ``dt``
+the caller gives; no attribute of the model is read for it.
 
 The model is analysed through a private deep copy with gradients off and in eval mode, once in its own
 dtype (for the fast first phase) and once in float64 (for the polish and the linearisation). Where a
@@ -21,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +44,9 @@ StateMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass
 class Dynamics:
     """A model as a pure batched map: ``fn(x [B,D], u [B,I]) -> [B,D]`` is the next state (discrete) or
-    ``dx/dt`` (continuous). ``dt`` is the step used to simulate a continuous system (model's time unit)."""
+    ``dx/dt`` (continuous). ``dt`` is the Euler step used to simulate a continuous system (the model's time
+    unit; ``None`` until a caller gives one). ``time_guessed``: discrete time was assumed for a plain callable
+    (no ``step``/``velocity`` and ``continuous`` not given), so ``find`` checks that it is not a velocity."""
 
     fn: StateMap
     continuous: bool
@@ -43,11 +54,14 @@ class Dynamics:
     n_inputs: int | None
     dtype: torch.dtype | None
     device: torch.device | None
-    dt: float = 1.0
+    dt: float | None = None
     description: str = ""
     layout_text: str = ""
     #: why this map is not in the precise dtype asked for ("" when it is, or when none was asked for)
     cast_note: str = ""
+    time_guessed: bool = False
+    #: False for a module whose argument order its parameter names do not tell (``find`` tries both)
+    order_known: bool = True
 
     def residual(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``F(x, u) - x`` (discrete) or ``ẋ`` (continuous); zero exactly at a fixed point."""
@@ -57,7 +71,12 @@ class Dynamics:
     def advance(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """One step of the dynamics: ``F(x, u)``, or an Euler step ``x + dt·ẋ`` in continuous time."""
         out = self.fn(x, u)
-        return x + self.dt * out if self.continuous else out
+        if not self.continuous:
+            return out
+        if self.dt is None:
+            raise ValueError(f"{self.description} is continuous-time: give dt, the Euler step to simulate it with "
+                             "(in the model's time unit)")
+        return x + self.dt * out
 
 
 def surrogate_for(model):
@@ -115,7 +134,50 @@ def _n_state(owner) -> int | None:
     return None
 
 
-def _build(model, owner, continuous: bool | None) -> Dynamics:
+_STATE_NAMES = {"h", "hx", "h0", "h_prev", "hidden", "hiddens", "hidden_state", "state", "states", "s", "carry"}
+_INPUT_NAMES = {"u", "inp", "input", "inputs", "u_t", "x_t", "ext", "external", "stimulus", "drive"}
+
+
+def _argument_names(fn) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:2]
+
+
+def _state_first_from_names(fn) -> bool | None:
+    """True for ``f(state, input)``, False for ``f(input, state)``, None when the names do not tell."""
+    names = [name.lower() for name in _argument_names(fn)]
+    if len(names) < 2:
+        return None
+    first, second = names
+    if second in _STATE_NAMES or first in _INPUT_NAMES:
+        return False
+    if second in _INPUT_NAMES or first in _STATE_NAMES:
+        return True
+    return None
+
+
+def _callable_dynamics(owner, continuous, state_first, dtype, device) -> Dynamics:
+    fn = owner.forward if isinstance(owner, nn.Module) else owner
+    name = f"{type(owner).__name__}.forward" if isinstance(owner, nn.Module) else \
+        f"callable {getattr(owner, '__name__', type(owner).__name__)}"
+    args = "(" + ", ".join(_argument_names(fn)) + ")"
+    if state_first is None:
+        state_first = _state_first_from_names(fn)
+    order = "input, state"
+    if state_first is False:
+        call = lambda x, u: owner(u, x)  # noqa: E731
+    else:
+        call = owner
+    return Dynamics(call, bool(continuous), _n_state(owner), _n_inputs(owner), dtype, device,
+                    description=f"{name}{args} called as ({order})" if state_first is False else name + args,
+                    time_guessed=continuous is None,
+                    order_known=state_first is not None or not isinstance(owner, nn.Module))
+
+
+def _build(model, owner, continuous: bool | None, state_first: bool | None = None) -> Dynamics:
     """The ``Dynamics`` of ``model`` whose parameters live in ``owner`` (a copy or the original)."""
     dtype, device = _first_float(owner)
     if stock.is_stock(owner):
@@ -128,36 +190,25 @@ def _build(model, owner, continuous: bool | None) -> Dynamics:
     if model is not owner and hasattr(model, "__func__"):  # a bound method: rebind it to the copy
         fn = getattr(owner, model.__name__)
         is_cont = bool(continuous) or (continuous is None and model.__name__ == "velocity")
-        return Dynamics(fn, is_cont, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+        return Dynamics(fn, is_cont, _n_state(owner), _n_inputs(owner), dtype, device,
                         description=f"{type(owner).__name__}.{model.__name__}")
     has_step, has_velocity = hasattr(owner, "step"), hasattr(owner, "velocity")
-    if continuous is None:
+    if continuous is None and (has_step or has_velocity):
         continuous = has_velocity and not has_step
     if continuous and has_velocity:
-        return Dynamics(owner.velocity, True, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+        return Dynamics(owner.velocity, True, _n_state(owner), _n_inputs(owner), dtype, device,
                         description=f"{type(owner).__name__}.velocity (continuous time)")
     if continuous and has_step:
         raise TypeError(f"continuous=True needs {type(owner).__name__}.velocity(x, u); it only has step(x, u)")
     if has_step and not continuous:
-        return Dynamics(owner.step, False, _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
+        return Dynamics(owner.step, False, _n_state(owner), _n_inputs(owner), dtype, device,
                         description=f"{type(owner).__name__}.step")
     if callable(owner):
-        name = getattr(owner, "__name__", type(owner).__name__)
-        return Dynamics(owner, bool(continuous), _n_state(owner), _n_inputs(owner), dtype, device, _dt(owner),
-                        description=f"callable {name}")
+        return _callable_dynamics(owner, continuous, state_first, dtype, device)
     raise TypeError(
         f"cannot analyse a {type(owner).__name__}: give an object with step(x, u) or velocity(x, u), a callable "
         "f(x, u), or a stock torch.nn.RNN/GRU/LSTM (or *Cell)"
     )
-
-
-def _dt(owner) -> float:
-    cfg = getattr(owner, "cfg", None)
-    for source, name in ((cfg, "dt_ms"), (owner, "dt_ms"), (owner, "dt")):
-        value = getattr(source, name, None) if source is not None else None
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
-    return 1.0
 
 
 @contextlib.contextmanager
@@ -198,9 +249,14 @@ def _private_copy(owner, dtype: torch.dtype | None):
 
 
 @contextlib.contextmanager
-def dynamics_of(model, continuous: bool | None = None, precise_dtype: torch.dtype | None = torch.float64):
+def dynamics_of(model, continuous: bool | None = None, precise_dtype: torch.dtype | None = torch.float64,
+                state_first: bool | None = None, dt: float | None = None):
     """Yield ``(fast, precise)`` :class:`Dynamics` of ``model``: ``fast`` in the model's dtype, ``precise``
-    in ``precise_dtype`` where the model can be copied and cast (else the same as ``fast``)."""
+    in ``precise_dtype`` where the model can be copied and cast (else the same as ``fast``). ``state_first``:
+    the argument order of a plain callable or module (``None``: from its parameter names); ``dt``: the Euler
+    step that simulates a continuous-time model."""
+    if dt is not None and not dt > 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
     if _is_spiking(model):
         raise TypeError(
             f"{type(model).__name__} is a spiking model: spiking models are analysed through their smooth surrogate; "
@@ -210,14 +266,14 @@ def dynamics_of(model, continuous: bool | None = None, precise_dtype: torch.dtyp
     fast_owner, why = _private_copy(owner, None)
     if fast_owner is None:
         with frozen_in_place(owner):
-            dyn = _build(model, owner, continuous)
+            dyn = dataclasses.replace(_build(model, owner, continuous, state_first), dt=dt)
             yield dyn, dataclasses.replace(dyn, cast_note=why if precise_dtype is not None else "")
         return
-    fast = _build(model, fast_owner, continuous)
+    fast = dataclasses.replace(_build(model, fast_owner, continuous, state_first), dt=dt)
     if precise_dtype is None:
         yield fast, fast
         return
     precise_owner, why = _private_copy(fast_owner, precise_dtype)
-    precise = _build(model, precise_owner, continuous) if precise_owner is not None else \
-        dataclasses.replace(fast, cast_note=why)
+    precise = dataclasses.replace(_build(model, precise_owner, continuous, state_first), dt=dt) \
+        if precise_owner is not None else dataclasses.replace(fast, cast_note=why)
     yield fast, precise

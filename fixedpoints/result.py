@@ -12,7 +12,19 @@ import torch
 
 #: per-point fields, in file order; everything else is a scalar attribute
 POINT_FIELDS = ("xstar", "inputs", "q", "F_xstar", "jacobians", "input_jacobians", "eigvals", "eigvecs",
-                "n_unstable", "stable", "is_slow")
+                "n_unstable", "stable", "is_slow", "degenerate")
+
+#: a point is degenerate when an eigenvalue lies this close to the stability boundary (|λ| = 1 in discrete
+#: time, Re λ = 0 in continuous time): its index there is not determined by the linearisation
+DEGENERATE_TOL = 1e-5
+
+
+def degenerate_points(eigvals: torch.Tensor, continuous: bool, tol: float = DEGENERATE_TOL) -> torch.Tensor:
+    """``[K]`` true where some eigenvalue lies within ``tol`` of the stability boundary."""
+    if eigvals.numel() == 0:
+        return torch.zeros(eigvals.shape[0], dtype=torch.bool, device=eigvals.device)
+    gap = eigvals.real.abs() if continuous else (eigvals.abs() - 1).abs()
+    return (gap < tol).any(dim=1)
 
 
 @dataclass
@@ -22,7 +34,10 @@ class FixedPoints:
     ``xstar [K,D]`` positions, ``inputs [K,I]`` the static input each was found at, ``q [K]`` = ½‖r‖²,
     ``F_xstar [K,D]`` the map (or velocity) there, ``jacobians [K,D,D]`` ∂F/∂x, ``input_jacobians [K,D,I]``
     ∂F/∂u, ``eigvals [K,D]`` (complex, most unstable first), ``eigvecs [K,D,D]`` (columns),
-    ``n_unstable [K]`` the index, ``stable [K]``, ``is_slow [K]`` (q above ``tol_q``: a slow point).
+    ``n_unstable [K]`` the index, ``stable [K]``, ``is_slow [K]`` (q above ``tol_q``: a slow point),
+    ``degenerate [K]`` (an eigenvalue within ``DEGENERATE_TOL`` = 1e-5 of the unit circle, or of the imaginary
+    axis in continuous time: the index, and stability, are not decided by the linearisation there;
+    computed from ``eigvals`` when not given).
     """
 
     xstar: torch.Tensor
@@ -36,9 +51,14 @@ class FixedPoints:
     n_unstable: torch.Tensor
     stable: torch.Tensor
     is_slow: torch.Tensor
+    degenerate: torch.Tensor | None = None
     continuous: bool = False
     tol_q: float = 1e-12
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.degenerate is None:
+            self.degenerate = degenerate_points(self.eigvals, self.continuous)
 
     # --- container -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -83,8 +103,10 @@ class FixedPoints:
     def __repr__(self) -> str:
         kind = "continuous" if self.continuous else "discrete"
         max_q = float(self.q.max()) if len(self) else 0.0
+        n_deg = int(self.degenerate.sum())
+        degenerate = f", {n_deg} degenerate" if n_deg else ""
         return (f"FixedPoints({len(self)} points, D={self.n_state}, {kind}, by index {self.by_index()}, "
-                f"max q {max_q:.2e})")
+                f"max q {max_q:.2e}{degenerate})")
 
     # --- files -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, group: str = "/") -> None:
@@ -111,7 +133,7 @@ class FixedPoints:
 
         with h5py.File(path, "r") as f:
             g = f[group]
-            data = {name: torch.from_numpy(np.asarray(g[name])) for name in POINT_FIELDS}
+            data = {name: torch.from_numpy(np.asarray(g[name])) for name in POINT_FIELDS if name in g}
             info = {k[5:]: (v.item() if hasattr(v, "item") else v)
                     for k, v in g.attrs.items() if k.startswith("info_")}
             return cls(**data, continuous=bool(g.attrs["continuous"]), tol_q=float(g.attrs["tol_q"]), info=info)

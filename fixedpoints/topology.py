@@ -61,14 +61,20 @@ def unstable_directions(fps: FixedPoints) -> tuple[torch.Tensor, torch.Tensor, t
 
 @torch.no_grad()
 def topology(model, fps: FixedPoints, *, epsilon: float = 1e-2, max_steps: int = 5000, settle_tol: float = 1e-10,
-             match_tol: float = 1e-2, continuous: bool | None = None, check_every: int = 20) -> Topology:
-    """Follow each unstable mode of each saddle of ``fps`` both ways with ``model``'s own dynamics (the
-    map, or Euler steps of the model's ``dt`` in continuous time) and record the attractor reached."""
+             match_tol: float = 1e-2, continuous: bool | None = None, check_every: int = 20,
+             dt: float | None = None, state_first: bool | None = None) -> Topology:
+    """Follow each unstable mode of each saddle of ``fps`` both ways with ``model``'s own dynamics and record
+    the attractor reached. A discrete map is iterated; a continuous-time model is integrated by Euler steps
+    of ``dt`` (in the model's time unit; default 0.1 / the largest |λ| of the points' spectra, a step that
+    resolves the fastest mode of the linearisation)."""
     continuous = fps.continuous if continuous is None else continuous
     points, modes, dirs = unstable_directions(fps)
     if len(points) == 0:
         return Topology([], fps.xstar.new_zeros(0, fps.n_state), torch.zeros(0, dtype=torch.long))
-    with dynamics_of(model, continuous) as (_, dyn):
+    if continuous and dt is None:
+        top = float(fps.eigvals.abs().max()) if fps.eigvals.numel() else 0.0
+        dt = 0.1 / top if top > 0 else 1.0
+    with dynamics_of(model, continuous, state_first=state_first, dt=dt) as (_, dyn):
         dtype = dyn.dtype or fps.xstar.dtype
         device = dyn.device or fps.xstar.device
         dirs = dirs.to(device=device, dtype=dtype)

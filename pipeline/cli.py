@@ -1,5 +1,6 @@
 """Command line: ``ratespike CONFIG [--out DIR] [--stages a,b] [--device D] [--seed N] [--force]`` (also
-``python -m pipeline`` and ``python transfer/run.py``).
+``python -m pipeline`` and ``python transfer/run.py``); ``ratespike sweep SWEEP_CONFIG ...`` runs a sweep
+(``pipeline.sweep``; a sweep config given in place of a run config is run as one).
 
 Trains and analyses every model the config asks for and writes ``<out>/<name>/`` (see README).
 Rerunning the same command resumes an interrupted run; finished stages are not recomputed.
@@ -45,7 +46,10 @@ def resolve(args) -> RunConfig:
 
 
 def main(argv=None, prog: str = "ratespike") -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv, prog)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and (argv[0] == "sweep" or _is_sweep(argv[0])):  # ``ratespike sweep CONFIG`` or a sweep config given
+        return _sweep(argv[1:] if argv[0] == "sweep" else argv)
+    args = parse_args(argv, prog)
     try:
         cfg = resolve(args)
         run_pipeline(cfg, Path(args.out), force=args.force)
@@ -54,5 +58,26 @@ def main(argv=None, prog: str = "ratespike") -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _is_sweep(arg: str) -> bool:
+    from .sweep.config import is_sweep_file
+
+    return arg.endswith((".yaml", ".yml")) and Path(arg).is_file() and is_sweep_file(arg)
+
+
+def _sweep(argv) -> int:
+    from .sweep.cli import sweep_main
+
+    try:
+        sweep_main(argv)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume the sweep (finished networks are skipped)",
+              file=sys.stderr)
         return 130
     return 0

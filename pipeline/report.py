@@ -30,11 +30,50 @@ def _model_notes(m: dict) -> str:
     return ", ".join(notes)
 
 
+def _similarity_to_rate(s: dict, name: str) -> str:
+    """``CKA x / DSA y`` of ``name`` against the rate network (the compare stage's matrices), or –."""
+    parts = []
+    for method in ("cka", "dsa"):
+        entry = s.get("similarity", {}).get(method)
+        if isinstance(entry, dict) and "rate" in entry.get("models", []) and name in entry["models"]:
+            value = entry["matrix"][entry["models"].index(name)][entry["models"].index("rate")]
+            parts.append(f"{method.upper()} {value:.2f}" if isinstance(value, float) else f"{method.upper()} –")
+    return " / ".join(parts) or "–"
+
+
+def overview_table(s: dict) -> list[str]:
+    """The table report.md opens with: one row per model."""
+    lines = ["| model | score | firing rate (Hz) | stable points | saddles | similarity to the rate net "
+             "(CKA: 1 = same / DSA: 0 = same) |", "| --- | --- | --- | --- | --- | --- |"]
+    fixed = s.get("fixed_points", {})
+    mean_field = s.get("compare", {}).get("lif_mean_field")
+    rows = list(s.get("models", {})) + (["untrained"] if "untrained" in s.get("similarity", {}).get("cka", {})
+                                        .get("models", []) else [])
+    for name in rows:
+        m = s.get("models", {}).get(name, {})
+        fp = mean_field if name == "lif" and mean_field else fixed.get(name, {})
+        by_index = fp.get("by_index") or {}
+        stable = by_index.get("0", by_index.get(0)) if by_index or fp.get("n") == 0 else None
+        saddles = sum(v for k, v in by_index.items() if int(k) > 0) if by_index or fp.get("n") == 0 else None
+        if name == "lif" and mean_field:
+            name_shown = "lif (mean field)"
+        else:
+            name_shown = name
+        rate = m.get("mean_rate_hz")
+        lines.append(f"| {name_shown} | {_fmt(m.get('score'))} | {_fmt(rate, 1) if isinstance(rate, float) else '–'} "
+                     f"| {_fmt(stable if stable is not None else 0) if fp else '–'} "
+                     f"| {_fmt(saddles) if saddles is not None else '–'} | "
+                     f"{'(itself)' if name == 'rate' else _similarity_to_rate(s, name)} |")
+    return lines
+
+
 def build_report(ctx: RunContext) -> str:
     s, cfg, task = ctx.summary, ctx.cfg, ctx.task
     done = [st for st in ordered(n for n in s.get("stages", {}) if n in STAGES)]
     lines = [
         f"# Run `{cfg.name}`: {task.name}",
+        "",
+        *overview_table(s),
         "",
         f"Task `{task.name}` ({task.n_steps} steps of {task.dt_ms:g} ms, {task.n_inputs} inputs, "
         f"{task.n_outputs} outputs), seed {cfg.seed}, device `{ctx.device}`.",

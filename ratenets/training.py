@@ -16,6 +16,8 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,8 +72,87 @@ class TrainConfig:
         _validate.real("target_score", self.target_score)  # above 1: never stop early
 
 
+class ProgressLog:
+    """Progress of a long loop (training, the scaling-factor search): a tqdm bar on stderr when it is a terminal, or
+    in a notebook; elsewhere (a log file, a cluster job) one plain line on stdout, the run's log, every
+    ``every_percent`` percent, so that a log shows how far a stage has got, e.g. ``train RateRNN: 150/1500 steps
+    (10%), 12 s, ~108 s left, loss 0.0123`` (stderr stays for the one line of an error). ``stream`` replaces both
+    streams (tests). ``enabled=False`` shows nothing."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, initial: int = 0, unit: str = "steps",
+                 every_percent: int = 5, stream=None):
+        self.total, self.desc, self.unit, self.every = max(int(total), 1), desc, unit, every_percent
+        self.n, self.start_n, self.t0, self.postfix = initial, initial, time.perf_counter(), ""
+        self.next_percent = (100 * initial // self.total // every_percent + 1) * every_percent
+        notebook = sys.modules.get("tqdm.notebook")  # imported by tqdm.auto only inside a Jupyter kernel
+        in_notebook = notebook is not None and issubclass(tqdm, notebook.tqdm_notebook)
+        terminal = stream if stream is not None else sys.stderr
+        is_tty = bool(getattr(terminal, "isatty", lambda: False)())
+        self.mode = "off" if not enabled else "bar" if is_tty or in_notebook else "lines"
+        self.bar = None
+        if self.mode == "bar":
+            try:
+                where = {} if in_notebook else {"file": terminal}
+                self.bar = tqdm(total=total, initial=initial, desc=desc, **where)
+            except ImportError:  # a notebook without ipywidgets: lines instead of a widget
+                self.mode = "lines"
+        self.stream = stream if stream is not None else sys.stdout
+
+    def update(self, n: int = 1) -> None:
+        self.update_to(self.n + n)
+
+    def update_to(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n - self.n)
+        self.n = n
+        percent = 100 * n // self.total
+        if self.mode == "lines" and percent >= self.next_percent:
+            self.next_percent = (percent // self.every + 1) * self.every
+            elapsed = time.perf_counter() - self.t0
+            done = n - self.start_n
+            left = f", ~{elapsed * (self.total - n) / done:.0f} s left" if 0 < done and n < self.total else ""
+            tail = f", {self.postfix}" if self.postfix else ""
+            print(f"{self.desc}: {n}/{self.total} {self.unit} ({percent}%), {elapsed:.0f} s{left}{tail}",
+                  file=self.stream, flush=True)
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _width(model, name: str):
+    """A model's declared input or output width (``cfg.n_inputs``, ``n_inputs``, ``input_size``), or None."""
+    for source in (getattr(model, "cfg", None), model):
+        value = getattr(source, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return getattr(model, "input_size", None) if name == "n_inputs" else None
+
+
+def check_widths(model, task: Task) -> None:
+    """One ``ValueError`` naming both sides when ``model``'s declared input or output width differs from the
+    task's (before any work; a model that declares none is checked on its first batch's outputs)."""
+    have = {"n_inputs": _width(model, "n_inputs"), "n_outputs": _width(model, "n_outputs")}
+    want = {"n_inputs": task.n_inputs, "n_outputs": task.n_outputs}
+    bad = [k for k in have if have[k] is not None and have[k] != want[k]]
+    if bad:
+        name = getattr(task, "name", type(task).__name__)
+        raise ValueError(
+            f"{type(model).__name__} has {', '.join(f'{k}={have[k]}' for k in bad)} but task {name!r} has "
+            f"{', '.join(f'{k}={want[k]}' for k in bad)}: build the model with "
+            f"{', '.join(f'{k}={want[k]}' for k in bad)}")
+
+
 @dataclass
 class TrainResult:
+    """What ``train`` returns. Fields: ``score`` the last validation score; ``step`` updates done; ``history``
+    ``{"step", "loss", "eval_step", "eval_score"}`` lists; ``resumed_from`` the checkpoint's step when resumed."""
+
     score: float
     step: int
     history: dict = field(default_factory=dict)
@@ -176,6 +257,7 @@ def train(
     device the weights equal those of one run to the new ``n_steps``; the history then holds one more
     evaluation, at the old last step, where ``eval_every`` does not divide it.
     """
+    check_widths(model, task)
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -221,15 +303,18 @@ def train(
             seed=seed,
         )
 
-    # disable=None: no bar when stderr is not a terminal (cluster logs stay readable)
-    bar = tqdm(
-        total=cfg.n_steps, initial=step, disable=None if progress else True, desc=f"train {type(model).__name__}"
-    )
+    # A bar on a terminal or in a notebook; in a log file (a cluster job) a plain line every 5 %.
+    bar = ProgressLog(cfg.n_steps, f"train {type(model).__name__}", enabled=progress, initial=step)
     loss_kind = getattr(task, "loss_kind", "mse")
     regularizer = getattr(model, "regularizer", None)
     while step < cfg.n_steps:
         batch = task.sample(cfg.batch_size, task_gen).to(device)
         rollout = model(batch.inputs, **forward_kwargs)
+        if rollout.outputs.shape[-1] != batch.targets.shape[-1]:
+            bar.close()
+            raise ValueError(f"{type(model).__name__} gives {rollout.outputs.shape[-1]} outputs but the task has "
+                             f"n_outputs={batch.targets.shape[-1]}: build the model with "
+                             f"n_outputs={batch.targets.shape[-1]}")
         loss = task_loss(rollout.outputs, batch, loss_kind)
         if regularizer is not None:
             loss = loss + regularizer(rollout)
@@ -249,7 +334,6 @@ def train(
         step += 1
         history["step"].append(step)
         history["loss"].append(value)
-        bar.update(1)
         stop = False
         if step % cfg.eval_every == 0 or step == cfg.n_steps:
             score = evaluate(model, eval_task, val_batch)
@@ -257,6 +341,7 @@ def train(
             history["eval_score"].append(score)
             bar.set_postfix(loss=f"{value:.4f}", score=f"{score:.3f}")
             stop = score >= cfg.target_score
+        bar.update(1)
         if stop or step == cfg.n_steps:
             checkpoint(done=True)
             break

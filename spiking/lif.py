@@ -2,7 +2,11 @@
 rkim35/spikeRNN ``spiking/LIF_network_fnc.m``): parameters, state and one pure step. The batched simulation
 is ``spiking.simulate``; the module around both is ``spiking.lif_network.LIFNetwork``.
 
-One LIF step of ``dt`` (``LIFParams.lif_dt_ms``, 0.05 ms: 100 steps per 5 ms rate step), for unit i, in this order:
+Two time steps, each with one name everywhere in the project: ``dt_ms`` is the step of a model's inputs, outputs
+and ``Rollout`` (the task's step, the rate network's step: 5 ms by default), and ``lif_dt_ms``
+(``LIFParams.lif_dt_ms``, 0.05 ms: 100 LIF steps per 5 ms step) is the LIF simulator's own integration step.
+
+One LIF step of ``dt`` = ``lif_dt_ms``, for unit i, in this order:
 
     v_i ← v_i + g_i·(I_i + bias + (W_in u)_i − v_i + ξ_i/a),   a = dt/τm;  g_i = a, or 0 while refractory
     s_i = [v_i ≥ θ] (outside refractoriness);   where s_i: v_i ← v_reset, refractory for the next 2 ms
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -48,7 +53,7 @@ class LIFParams:
     """Every knob of the transferred LIF neurons and synapses; defaults from Kim et al. 2019 (Table S1, reference
     code). Validated on construction (one ``ValueError`` naming the field), immutable after."""
 
-    lif_dt_ms: float = 0.05  # LIF step; the rate step (5 ms) must be an integer multiple of it
+    lif_dt_ms: float = 0.05  # the LIF integration step; the model's step dt_ms (5 ms) must be a whole multiple of it
     tau_m_ms: float = 10.0  # membrane time constant
     v_threshold_mv: float = -40.0
     v_reset_mv: float = -65.0
@@ -86,19 +91,22 @@ class LIFParams:
         """LIF steps during which a unit that just spiked neither integrates nor spikes (40 by default)."""
         return round(self.refractory_ms / self.lif_dt_ms)
 
-    def substeps(self, rate_dt_ms: float) -> int:
-        """LIF steps per rate step; the rate step must be a whole multiple of ``lif_dt_ms``."""
-        if not (isinstance(rate_dt_ms, numbers.Real) and math.isfinite(rate_dt_ms) and rate_dt_ms > 0):
-            raise ValueError(f"the rate step rate_dt_ms must be a finite number > 0, got {rate_dt_ms!r}")
-        n = round(rate_dt_ms / self.lif_dt_ms)
-        if n < 1 or not math.isclose(n * self.lif_dt_ms, rate_dt_ms, rel_tol=1e-9):
-            raise ValueError(f"the rate step {rate_dt_ms} ms is not a whole multiple of the LIF step "
+    def substeps(self, dt_ms: float) -> int:
+        """LIF steps per model step ``dt_ms`` (the task's step); it must be a whole multiple of ``lif_dt_ms``."""
+        if not (isinstance(dt_ms, numbers.Real) and math.isfinite(dt_ms) and dt_ms > 0):
+            raise ValueError(f"the step dt_ms must be a finite number > 0, got {dt_ms!r}")
+        n = round(dt_ms / self.lif_dt_ms)
+        if n < 1 or not math.isclose(n * self.lif_dt_ms, dt_ms, rel_tol=1e-9):
+            raise ValueError(f"the step dt_ms {dt_ms} ms is not a whole multiple of the LIF step "
                              f"lif_dt_ms {self.lif_dt_ms} ms")
         return n
 
 
 class LIFState(NamedTuple):
-    """State of a batch of LIF networks, every field ``[..., N]`` (leading dims: scales, trials)."""
+    """State of a batch of LIF networks, every field ``[..., N]`` (leading dims: scales, trials). Fields: ``v``
+    membrane potential (mV); ``i_syn`` recurrent synaptic current (mV) and ``h_syn`` its rise variable (mV/ms);
+    ``r`` filtered spike train (Hz; the readout and the analyses use it) and ``h_r`` its rise variable (Hz/ms);
+    ``refractory_left`` LIF steps of refractoriness left (float, 0 = free)."""
 
     v: torch.Tensor  # membrane potential, mV
     i_syn: torch.Tensor  # recurrent synaptic current, mV
@@ -109,7 +117,9 @@ class LIFState(NamedTuple):
 
 
 class SynapseConstants(NamedTuple):
-    """Per-unit constants of the double-exponential filter, precomputed once per network."""
+    """Per-unit constants of the double-exponential filter, precomputed once per network. Fields: ``decay_d``
+    ``e^{-dt/τd_i}`` ``[N]``; ``decay_r`` ``e^{-dt/τr}`` (a float); ``jump`` ``κ_i = 1000/(τr·τd_i)``, the jump of h
+    per unit input, ``[N]``."""
 
     decay_d: torch.Tensor  # e^{-dt/τd_i}, [N]
     decay_r: float  # e^{-dt/τr}
@@ -150,6 +160,7 @@ def lif_step(
     w_rec: torch.Tensor,
     syn: SynapseConstants,
     params: LIFParams,
+    recurrent: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, LIFState]:
     """One LIF step (equations in the module docstring); pure, returns ``(spikes, next_state)``.
 
@@ -159,7 +170,9 @@ def lif_step(
     ``drive [..., N]`` is the external current ``bias + W_in u`` in mV; ``noise`` the voltage noise of this
     step in mV (broadcastable); ``w_rec [..., N, N]`` (post, pre) the recurrent weights already divided
     by the scaling factor, one matrix per leading ``scale`` index or one for all. ``spikes`` is 0/1 in the
-    state's dtype.
+    state's dtype. ``recurrent``, when given, maps this step's spikes to their recurrent input ``W s [..., N]``
+    in place of the product with ``w_rec`` (then unused, may be None): a caller's own propagation (spiking FORCE
+    gathers the columns of the units that spiked) with every other equation kept here.
     """
     v, i_syn, h_syn, r, h_r, refr = state
     a = params.lif_dt_ms / params.tau_m_ms
@@ -168,9 +181,12 @@ def lif_step(
     spikes = (v >= params.v_threshold_mv).to(v.dtype) * (refr <= 0).to(v.dtype)
     v = torch.lerp(v, torch.full_like(v, params.v_reset_mv), spikes)
     refr = torch.maximum((refr - 1.0).clamp(min=0.0), spikes * params.refractory_steps)
-    recurrent = torch.matmul(spikes, w_rec.transpose(-1, -2)) if w_rec.dim() > 2 else spikes @ w_rec.T
+    if recurrent is not None:
+        rec = recurrent(spikes)
+    else:
+        rec = torch.matmul(spikes, w_rec.transpose(-1, -2)) if w_rec.dim() > 2 else spikes @ w_rec.T
     i_syn = i_syn * syn.decay_d + h_syn * params.lif_dt_ms
-    h_syn = h_syn * syn.decay_r + syn.jump * recurrent
+    h_syn = h_syn * syn.decay_r + syn.jump * rec
     r = r * syn.decay_d + h_r * params.lif_dt_ms
     h_r = h_r * syn.decay_r + syn.jump * spikes
     return spikes, LIFState(v, i_syn, h_syn, r, h_r, refr)

@@ -33,6 +33,7 @@ from ratenets.rollout import Rollout
 
 from .alif import ALIF, SURROGATE_NAMES, ALIFState, alif_step, decay
 from .lsnn_scan import LSNNScan
+from .rates import mean_rate_hz, unit_rates_hz
 
 
 @dataclass(frozen=True)
@@ -104,18 +105,6 @@ class LSNNConfig:
             raise ValueError(f"p_inh must be in [0, 1), got {self.p_inh}")
         if self.surrogate not in SURROGATE_NAMES:
             raise ValueError(f"surrogate must be one of {', '.join(SURROGATE_NAMES)}, got {self.surrogate!r}")
-
-
-def mean_rate_hz(rollout: Rollout, dt_ms: float) -> float:
-    """Mean firing rate over batch, time and units, in Hz."""
-    if rollout.spikes is None:
-        raise ValueError("rollout has no spikes")
-    return float(rollout.spikes.detach().float().mean()) * 1000.0 / dt_ms
-
-
-def unit_rates_hz(spikes: torch.Tensor, dt_ms: float) -> torch.Tensor:
-    """Per-unit rate ``[N]`` in Hz from ``spikes [B, T, N]``."""
-    return spikes.mean(dim=(0, 1)) * (1000.0 / dt_ms)
 
 
 def exp_filter(x: torch.Tensor, kappa: float, block: int = 256) -> torch.Tensor:
@@ -201,6 +190,19 @@ class LSNN(nn.Module):
         """``W_in u (+ b_in)`` for inputs ``[..., I]``."""
         current = torch.matmul(u, self.w_in.T)
         return current + self.b_in if self.b_in is not None else current
+
+    @property
+    def dt_ms(self) -> float:
+        """The step of the network, its inputs and its rollout (ms); the task's step."""
+        return self.cfg.dt_ms
+
+    def mean_rate_hz(self, rollout: Rollout) -> float:
+        """Mean firing rate (Hz) of a rollout of this network (``spiking.rates.mean_rate_hz`` with its ``dt_ms``)."""
+        return mean_rate_hz(rollout, self)
+
+    def unit_groups(self) -> dict[str, range]:
+        """Unit indices by neuron type, ``{"LIF": ..., "ALIF": ...}`` (for ``plot_raster(groups=...)``)."""
+        return {"LIF": range(self.cfg.n_lif), "ALIF": range(self.cfg.n_lif, self.cfg.n_units)}
 
     def readout_decay(self) -> float:
         return math.exp(-self.cfg.dt_ms / self.cfg.tau_out_ms)

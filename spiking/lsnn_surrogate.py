@@ -14,6 +14,11 @@ The state is ``x = [v, b, ẑ]`` (``3N`` values). Refractoriness is left out (at
 ẑ is already below one spike per step). As ``temperature → 0`` ẑ tends to the spike itself; the default
 0.2 keeps the map smooth on the scale of Bellec's pseudo-derivative (half-width 1 in the same units).
 The readout sees ``ẑ`` (the filtered spikes' fixed point equals it).
+
+``states_from_rollout`` maps the LSNN's own rollout states ``[v, b of the ALIF units]`` (``N + n_alif``
+values) to this layout: v as it is, b of the LIF units (which no threshold reads) at its fixed point ẑ,
+and ẑ = σ((v - A)/(A·temperature)) of the state; ``fixedpoints.find`` calls it on states of that width, so
+``find(surrogate_for(lsnn), lsnn(inputs).states)`` works.
 """
 
 from __future__ import annotations
@@ -36,10 +41,32 @@ class LSNNSurrogate(nn.Module):
         self.n_neurons = lsnn.cfg.n_units
         self.n_inputs = lsnn.cfg.n_inputs
         self.n_state = 3 * self.n_neurons  # read by the fixed-point adapters
+        self.n_lif = lsnn.cfg.n_lif
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = self.n_neurons
         return x[..., :n], x[..., n : 2 * n], x[..., 2 * n :]
+
+    def states_from_rollout(self, states: torch.Tensor) -> torch.Tensor:
+        """``[..., 3N]`` surrogate states from the LSNN's rollout states ``[..., N + n_alif]`` (or returned as
+        they are when already ``3N`` wide)."""
+        n, n_rollout = self.n_neurons, self.n_neurons + self.lsnn.cfg.n_alif
+        width = states.shape[-1]
+        if width == self.n_state:
+            return states
+        if width != n_rollout:
+            raise ValueError(f"states have width {width}; the LSNN surrogate takes its own states [v, b, z] "
+                             f"({self.n_state} = 3 x {n} units) or the LSNN's rollout states [v, b of the ALIF units] "
+                             f"({n_rollout}): pass lsnn(inputs).states or "
+                             "fixedpoints.state_trajectories(surrogate, inputs)")
+        p = self.lsnn.neurons.parameters_tuple()
+        v = states[..., :n]
+        b = torch.zeros_like(v)
+        b[..., self.n_lif :] = states[..., n:]
+        threshold = p.threshold.to(v) + p.beta.to(v) * b
+        z = torch.sigmoid((v - threshold) / (threshold * self.temperature))
+        b[..., : self.n_lif] = z[..., : self.n_lif]  # no threshold reads it; its fixed point is ẑ
+        return torch.cat([v, b, z], dim=-1)
 
     def rates(self, x: torch.Tensor) -> torch.Tensor:
         """Expected spikes per step ẑ of each unit."""

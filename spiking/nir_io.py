@@ -3,7 +3,7 @@
 NIR nodes are continuous-time; times are in seconds. Both exports use one graph shape, which snntorch's
 importer (``snntorch.import_nir.import_from_nir``, needs ``nirtorch``) recognises as a recurrent layer:
 
-    input → w_in (Linear) → lif (LIF | CubaLIF) ⇄ w_rec (Linear);  lif → readout_filter → readout → output
+    input → w_in (Linear) → lif (LIF | CubaLIF) ⇄ w_rec (Linear);  lif → [readout_filter →] readout → output
 
 Representation choices (exact changes of variables, no approximation):
 
@@ -29,9 +29,11 @@ one of them exactly from the graph's ``metadata`` (``ratespike_*`` keys); other 
   simulator, and snntorch's importer runs at Δt_ref = 0.1 ms with its own Euler step and reset to zero, so
   it does not reproduce our spikes (REFERENCES: "lossy").
 
-The readout filters are NIR ``LI`` (LSNN, exact) and ``CubaLI`` (Kim LIF double exponential, exact);
-snntorch's importer knows neither, so ``readout_filter=False`` leaves them out (readout straight from the
-spikes, a further approximation, warned) for a graph that loads there.
+The default graph loads with snntorch's own importer (``snntorch.import_nir.import_from_nir``): its readout
+reads the spikes directly, since snntorch knows neither NIR ``LI`` nor ``CubaLI``. The readout filter (a further
+approximation for other tools, warned; our importer restores it from the metadata) is exported on request:
+``readout_filter=True`` adds NIR ``LI`` (LSNN, exact) or ``CubaLI`` (Kim LIF double exponential, exact) between the
+neurons and the readout, for NIR tools that know those nodes; snntorch then refuses it (``Unknown node type``).
 """
 
 from __future__ import annotations
@@ -125,8 +127,9 @@ def _nodes(graph: nir.NIRGraph, neuron_type: type, kind: str) -> dict:
 # --- LSNN --------------------------------------------------------------------------------------------
 
 
-def export_lsnn(model: LSNN, readout_filter: bool = True) -> nir.NIRGraph:
-    """The LSNN as a NIR graph (module docstring: shape, scaling, approximations)."""
+def export_lsnn(model: LSNN, readout_filter: bool = False) -> nir.NIRGraph:
+    """The LSNN as a NIR graph (module docstring: shape, scaling, approximations). The default loads in snntorch;
+    ``readout_filter=True`` adds the readout's NIR ``LI`` filter (exact, but snntorch's importer refuses it)."""
     cfg, p = model.cfg, model.neurons.parameters_tuple()
     tau_m_s = _f64(p.tau_m_ms) / 1000.0
     r = tau_m_s / REFERENCE_DT_S
@@ -155,7 +158,8 @@ def export_lsnn(model: LSNN, readout_filter: bool = True) -> nir.NIRGraph:
         _warn(f"refractory period of {cfg.refractory_steps} steps is not in NIR")
     _warn(f"discrete step of {cfg.dt_ms} ms (spikes held for one step) is left to the simulator")
     if not readout_filter:
-        _warn(f"readout filter (tau {cfg.tau_out_ms} ms) left out: the readout reads the spikes")
+        _warn(f"readout filter (tau {cfg.tau_out_ms} ms) left out so that snntorch loads the graph: the readout "
+              "reads the spikes (readout_filter=True adds NIR LI)")
     w_in = _f64(model.w_in) / scale
     if model.b_in is not None:  # a constant input current: the bias of an Affine input layer
         w_in = nir.Affine(weight=w_in, bias=_f64(model.b_in) / scale[:, 0])
@@ -234,9 +238,10 @@ def import_lsnn(source: str | Path | nir.NIRGraph) -> LSNN:
 # --- transferred LIF network (spiking/lif_network.py, Kim et al. 2019) -------------------------------
 
 
-def export_lif_network(net: LIFNetwork, readout_filter: bool = True) -> nir.NIRGraph:
+def export_lif_network(net: LIFNetwork, readout_filter: bool = False) -> nir.NIRGraph:
     """A transferred ``spiking.LIFNetwork`` as a NIR graph of CubaLIF units (module docstring). The metadata
-    holds the network's ``config_dict()`` (parameters, rate step, scaling factor, warm-up)."""
+    holds the network's ``config_dict()`` (parameters, step ``dt_ms``, scaling factor, warm-up). The default loads
+    in snntorch; ``readout_filter=True`` adds the ``CubaLI`` readout filter (exact; snntorch refuses it)."""
     p = net.params
     n = net.n_units
     tau_d_s = _f64(net.tau_d_ms) / 1000.0
@@ -265,7 +270,8 @@ def export_lif_network(net: LIFNetwork, readout_filter: bool = True) -> nir.NIRG
         _warn(f"voltage noise ({p.noise_std_mv} mV per step) is not in NIR")
     _warn(f"discrete step of {p.lif_dt_ms} ms is left to the simulator")
     if not readout_filter:
-        _warn("readout filter (double exponential) left out: the readout reads the spikes")
+        _warn("readout filter (double exponential) left out so that snntorch loads the graph: the readout reads the "
+              "spikes (readout_filter=True adds NIR CubaLI)")
     b_out = getattr(net, "b_out", None)
     readout = (
         nir.Linear(weight=_f64(net.w_out)) if b_out is None else nir.Affine(weight=_f64(net.w_out), bias=_f64(b_out))
@@ -283,10 +289,10 @@ def export_lif_network(net: LIFNetwork, readout_filter: bool = True) -> nir.NIRG
     )
 
 
-def import_lif_network(source: str | Path | nir.NIRGraph, rate_dt_ms: float | None = None) -> LIFNetwork:
+def import_lif_network(source: str | Path | nir.NIRGraph, dt_ms: float | None = None) -> LIFNetwork:
     """A ``spiking.LIFNetwork`` from a graph written by ``export_lif_network`` (exact with our metadata; without
-    it the Kim defaults fill what NIR does not hold, warned, and the rate step ``rate_dt_ms`` of the inputs,
-    which NIR does not hold either, must be given)."""
+    it the Kim defaults fill what NIR does not hold, warned, and the step ``dt_ms`` of the inputs, which NIR does
+    not hold either, must be given)."""
     graph = read_graph(source)
     nodes = _nodes(graph, nir.CubaLIF, "LIF network")
     lif, meta = nodes["lif"], graph.metadata or {}
@@ -297,15 +303,18 @@ def import_lif_network(source: str | Path | nir.NIRGraph, rate_dt_ms: float | No
     readout = nodes["readout"]
     b_out = as32(readout.bias) if isinstance(readout, nir.Affine) else None
     if "ratespike_config" in meta:
-        cfg = LIFNetworkConfig(**json.loads(str(meta["ratespike_config"])))
-        if rate_dt_ms is not None and rate_dt_ms != cfg.rate_dt_ms:
-            raise ValueError(f"rate_dt_ms {rate_dt_ms} differs from the graph's own rate step {cfg.rate_dt_ms}")
+        data = json.loads(str(meta["ratespike_config"]))
+        if "rate_dt_ms" in data:  # written before the step had one name
+            data["dt_ms"] = data.pop("rate_dt_ms")
+        cfg = LIFNetworkConfig(**data)
+        if dt_ms is not None and dt_ms != cfg.dt_ms:
+            raise ValueError(f"dt_ms {dt_ms} differs from the graph's own step dt_ms {cfg.dt_ms}")
         tau_d_ms = np.asarray(meta["ratespike_tau_d_ms"], dtype=np.float64)
         params, scale_factor, warmup_ms = cfg.params, cfg.scale_factor, cfg.warmup_ms
-        rate_dt_ms = cfg.rate_dt_ms
+        dt_ms = cfg.dt_ms
     else:
-        if rate_dt_ms is None:
-            raise ValueError("the NIR graph has no ratespike metadata, so its rate step is unknown: pass rate_dt_ms")
+        if dt_ms is None:
+            raise ValueError("the NIR graph has no ratespike metadata, so its step is unknown: pass dt_ms")
         warnings.warn(
             "NIR graph has no ratespike metadata: Kim et al.'s refractory period, noise, rise time and "
             "step are assumed",
@@ -320,5 +329,5 @@ def import_lif_network(source: str | Path | nir.NIRGraph, rate_dt_ms: float | No
         )
         tau_d_ms = np.asarray(lif.tau_syn, dtype=np.float64) * 1000.0
         scale_factor, warmup_ms = 1.0, 0.0
-    return LIFNetwork.from_weights(w_rec, w_in, as32(readout.weight), as32(tau_d_ms), params, rate_dt_ms=rate_dt_ms,
+    return LIFNetwork.from_weights(w_rec, w_in, as32(readout.weight), as32(tau_d_ms), params, dt_ms=dt_ms,
                                    scale_factor=scale_factor, b_out=b_out, warmup_ms=warmup_ms)

@@ -2,7 +2,7 @@
 
 ``simulate`` runs ``spiking.lif`` dynamics for every trial of a batch and every network of a stack at
 once, and keeps memory independent of the number of LIF steps: outputs (and, on request, filtered rates
-and spike counts) are stored once per rate step, and full-resolution spikes only for the first
+and spike counts) are stored once per step of ``dt_ms``, and full-resolution spikes only for the first
 ``raster_trials`` trials, as an event list.
 
 The networks of a stack share their input weights, τd and inputs, and all of them see the same trials,
@@ -35,11 +35,19 @@ from .lif import LIFParams, LIFState, initial_state, lif_step, synapse_constants
 
 
 class LIFResult(NamedTuple):
-    """What a batched simulation returns (S networks, B trials, T rate steps, N units, O outputs)."""
+    """What a batched simulation returns (S networks, B trials, T steps of ``dt_ms``, N units, O outputs).
 
-    outputs: torch.Tensor  # [S,B,T,O], readout at the end of each rate step
-    rates: torch.Tensor | None  # [S,B,T,N] filtered spike trains in Hz, end of each rate step
-    counts: torch.Tensor | None  # [S,B,T,N] uint8 spikes per rate step
+    Fields: ``outputs [S,B,T,O]`` readout at the end of each step; ``rates [S,B,T,N]`` filtered spike trains in
+    Hz (``None`` unless ``record_rates``); ``counts [S,B,T,N]`` uint8 spikes per step (``None`` unless
+    ``record_counts``); ``n_spikes [S,B,N]`` int64 spikes per unit over the trial; ``raster [E,4]`` int64 events
+    ``(network, trial, LIF step, unit)`` of the first ``raster_trials`` trials (``None`` without); ``final_state``
+    a ``LIFState`` with fields ``[S,B,N]``; ``lif_dt_ms`` the LIF step; ``duration_ms`` the recorded trial
+    (warm-up not included). ``firing_rates_hz()``: mean rate per unit and trial.
+    """
+
+    outputs: torch.Tensor  # [S,B,T,O], readout at the end of each step
+    rates: torch.Tensor | None  # [S,B,T,N] filtered spike trains in Hz, end of each step
+    counts: torch.Tensor | None  # [S,B,T,N] uint8 spikes per step of ``dt_ms``
     n_spikes: torch.Tensor  # [S,B,N] int64 spikes per unit over the trial
     raster: torch.Tensor | None  # [E,4] int64 events (network, trial, LIF step, unit), trials < raster_trials
     final_state: LIFState  # fields [S,B,N]
@@ -51,8 +59,8 @@ class LIFResult(NamedTuple):
         return self.n_spikes.to(self.outputs.dtype) * (1000.0 / self.duration_ms)
 
 
-def warmup_steps(warmup_ms: float, rate_dt_ms: float) -> int:
-    """Rate steps of warm-up in ``warmup_ms``; it must be a whole number of rate steps (``ValueError`` else).
+def warmup_steps(warmup_ms: float, dt_ms: float) -> int:
+    """Steps of ``dt_ms`` (the model's step) in ``warmup_ms``; it must be a whole number of them (``ValueError``).
 
     Warm-up is zero-input time simulated before each trial and not recorded (0 in the paper). A LIF network
     started with empty synapses and a fresh voltage draw fires a transient in its first ~50 ms that the rate
@@ -64,10 +72,20 @@ def warmup_steps(warmup_ms: float, rate_dt_ms: float) -> int:
         raise ValueError(f"warmup_ms must be a finite number >= 0, got {warmup_ms!r}")
     if warmup_ms < 0:
         raise ValueError(f"warmup_ms must be >= 0, got {warmup_ms}")
-    n = round(warmup_ms / rate_dt_ms)
-    if not math.isclose(n * rate_dt_ms, warmup_ms, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(f"warmup_ms must be a whole number of rate steps of {rate_dt_ms} ms, got {warmup_ms}")
+    n = round(warmup_ms / dt_ms)
+    if not math.isclose(n * dt_ms, warmup_ms, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(f"warmup_ms must be a whole number of steps of dt_ms {dt_ms} ms, got {warmup_ms}")
     return n
+
+
+def spikes_from_events(events: torch.Tensor, n_trials: int, n_steps: int, n_units: int) -> torch.Tensor:
+    """Dense 0/1 spikes ``[n_trials, n_steps, n_units]`` (uint8) from events ``[E,3]`` (trial, LIF step, unit), as
+    ``TransferTrials.raster`` holds them; events of later trials are dropped."""
+    dense = torch.zeros((n_trials, n_steps, n_units), dtype=torch.uint8, device=events.device)
+    ev = events.reshape(-1, 3).to(torch.int64)
+    ev = ev[ev[:, 0] < n_trials]
+    dense[ev[:, 0], ev[:, 1], ev[:, 2]] = 1
+    return dense
 
 
 def _stack(w: torch.Tensor, dims: int) -> torch.Tensor:
@@ -83,7 +101,7 @@ def simulate(
     inputs: torch.Tensor,
     params: LIFParams | None = None,
     *,
-    rate_dt_ms: float,
+    dt_ms: float,
     warmup_ms: float = 0.0,
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
@@ -93,22 +111,26 @@ def simulate(
     noise_source: Callable[[int], torch.Tensor] | None = None,
     v0: torch.Tensor | None = None,
     kernel: str = "auto",
+    on_step: Callable[[int, int], None] | None = None,
 ) -> LIFResult:
     """Simulate B trials of S LIF networks.
 
     ``w_rec [S,N,N]`` or ``[N,N]`` (post, pre) and ``w_out [S,O,N]`` or ``[O,N]`` are the LIF weights
     (already divided by the scaling factors); ``w_in [N,I]`` and ``tau_d_ms [N]`` are shared; ``inputs
-    [B,T,I]`` hold one value per rate step of ``rate_dt_ms`` (held for ``rate_dt_ms/params.lif_dt_ms`` LIF
-    steps). ``warmup_ms`` (a whole number of rate steps, see ``warmup_steps``) of zero input are simulated
+    [B,T,I]`` hold one value per step of ``dt_ms`` (the task's step; held for ``dt_ms/params.lif_dt_ms`` LIF
+    steps). ``warmup_ms`` (a whole number of steps, see ``warmup_steps``) of zero input are simulated
     before each trial and not recorded. Runs on the device of ``w_rec`` in ``dtype`` (default float32; float64
     on request), without autograd (spikes have no gradient; the rate network is the differentiable surrogate).
 
     ``noise_source(step) -> [.., B, N]`` replaces the Gaussian voltage noise (tests, cross-checks);
-    ``v0`` (broadcastable to ``[S,B,N]``) replaces the random initial voltages.
+    ``v0`` (broadcastable to ``[S,B,N]``) replaces the random initial voltages. ``on_step(t, T)`` is called after
+    each recorded step ``t`` = 1..T (progress lines of long searches).
+
+    Returns a ``LIFResult`` (its docstring lists the fields).
     """
     params = params or LIFParams()
-    substeps = params.substeps(rate_dt_ms)
-    n_warmup = warmup_steps(warmup_ms, rate_dt_ms)
+    substeps = params.substeps(dt_ms)
+    n_warmup = warmup_steps(warmup_ms, dt_ms)
     if kernel not in ("auto", "dense", "sparse"):
         raise ValueError(f"kernel must be auto, dense or sparse, got {kernel!r}")
     device = w_rec.device
@@ -125,7 +147,7 @@ def simulate(
     w_out = w_out.expand(n_nets, -1, -1)
     batch, n_steps, _ = inputs.shape
     syn = synapse_constants(tau_d_ms.to(device=device, dtype=dtype), params)
-    # External current per rate step, shared by all networks: bias + W_in u, [B,T,N].
+    # External current per step of ``dt_ms``, shared by all networks: bias + W_in u, [B,T,N].
     drive = params.bias_mv + inputs.to(device=device, dtype=dtype) @ w_in.to(device=device, dtype=dtype).T
     shape = (n_nets, batch, n_units)
     if v0 is None:  # one draw per trial, shared by all networks (common random numbers)
@@ -149,10 +171,11 @@ def simulate(
     if n_warmup:  # zero input, nothing recorded: the trial starts from a running network (warmup_steps)
         warm_drive = drive.new_full((batch, n_warmup, n_units), params.bias_mv)
         warm_outputs = outputs.new_empty((n_nets, batch, n_warmup, w_out.shape[1]))
-        _, _, state = run(state, warm_drive, noise, w_rec, w_out, syn, params, substeps, warm_outputs, None, None, 0)
+        _, _, state = run(state, warm_drive, noise, w_rec, w_out, syn, params, substeps, warm_outputs, None, None, 0,
+                          None)
     n_spikes, raster, state = run(state, drive, noise, w_rec, w_out, syn, params, substeps,
-                                  outputs, rates, counts, raster_trials)
-    return LIFResult(outputs, rates, counts, n_spikes, raster, state, params.lif_dt_ms, n_steps * rate_dt_ms)
+                                  outputs, rates, counts, raster_trials, on_step)
+    return LIFResult(outputs, rates, counts, n_spikes, raster, state, params.lif_dt_ms, n_steps * dt_ms)
 
 
 def _record(t, r, n_spikes, last_count, w_out, outputs, rates, counts):
@@ -164,7 +187,8 @@ def _record(t, r, n_spikes, last_count, w_out, outputs, rates, counts):
         last_count.copy_(n_spikes)
 
 
-def _run_dense(state, drive, noise, w_rec, w_out, syn, params, substeps, outputs, rates, counts, raster_trials):
+def _run_dense(state, drive, noise, w_rec, w_out, syn, params, substeps, outputs, rates, counts, raster_trials,
+               on_step):
     """The pure step in a loop; no host synchronisation inside."""
     n_steps = drive.shape[1]
     n_spikes = torch.zeros_like(state.v)
@@ -183,6 +207,8 @@ def _run_dense(state, drive, noise, w_rec, w_out, syn, params, substeps, outputs
             if raster is not None:
                 raster[k] = spikes[:, :raster_trials] > 0
         _record(t, state.r, n_spikes, last_count, w_out, outputs, rates, counts)
+        if on_step is not None:
+            on_step(t + 1, n_steps)
     events = None
     if raster is not None:
         step, net, trial, unit = raster.nonzero(as_tuple=True)
@@ -190,7 +216,8 @@ def _run_dense(state, drive, noise, w_rec, w_out, syn, params, substeps, outputs
     return n_spikes.to(torch.int64), events, state
 
 
-def _run_sparse(state, drive, noise, w_rec, w_out, syn, params, substeps, outputs, rates, counts, raster_trials):
+def _run_sparse(state, drive, noise, w_rec, w_out, syn, params, substeps, outputs, rates, counts, raster_trials,
+                on_step):
     """In-place CPU kernel with the equations and order of ``lif_step`` (see ``spiking.lif``).
 
     Eight passes over the ``[S,B,N]`` state per step; everything about the few units that spiked is done
@@ -263,6 +290,8 @@ def _run_sparse(state, drive, noise, w_rec, w_out, syn, params, substeps, output
             if freed is not None:
                 gate_np[freed] = a
         _record(t, r, n_spikes, last_count, w_out, outputs, rates, counts)
+        if on_step is not None:
+            on_step(t + 1, n_steps)
     last = n_steps * substeps - 1
     refr_left = torch.zeros_like(v)
     refr_np = refr_left.view(-1).cpu().numpy()  # shared memory (a CPU tensor: .cpu() is itself)

@@ -16,10 +16,8 @@ from torch.overrides import TorchFunctionMode
 
 import tasks
 from ratenets.plots import plot_training, plot_trials
-from spiking.lsnn_plots import plot_output_vs_target
-from spiking.lsnn_plots import plot_raster as plot_lsnn_raster
-from spiking.lsnn_plots import plot_rate_histogram as plot_lsnn_rates
-from transfer.plots import plot_raster, plot_rate_histogram, plot_scale_scan
+from spiking.plots import plot_output_vs_target, plot_raster, plot_rate_histogram
+from transfer.plots import plot_scale_scan
 
 CUDA = torch.device("cuda", 0)
 
@@ -132,18 +130,17 @@ def test_every_figure_writer_moves_tensors_to_the_cpu(tmp_path):
     g = torch.Generator().manual_seed(0)
     x = lambda *shape: on_fake_gpu(torch.rand(*shape, generator=g))  # noqa: E731
     history = {"step": list(range(1, 31)), "loss": x(30), "eval_step": [10, 20, 30], "eval_score": x(3)}
-    raster = on_fake_gpu(torch.tensor([[0, 5, 1], [0, 9, 2], [1, 3, 0]]))
     with FakeGpu():
         figures = [
             plot_training(history, tmp_path / "a.png"),
             plot_trials(x(3, 10, 2), x(3, 10, 2), x(3, 10, 2), x(3, 10, 2), 5.0, tmp_path / "b.png"),
             plot_scale_scan(x(4, 2), tmp_path / "c.png"),
-            plot_raster(raster, x(2, 10, 1), tmp_path / "d.png", rate_outputs=x(2, 10, 1), targets=x(2, 10, 1),
-                        lif_dt_ms=0.05, rate_dt_ms=5.0),
+            plot_raster((x(2, 40, 3) > 0.9).to(torch.uint8), tmp_path / "d.png", dt_ms=0.05, output_dt_ms=0.2,
+                        outputs={"LIF": x(2, 10, 1), "rate": x(2, 10, 1)}, targets=x(2, 10, 1)),
             plot_rate_histogram(x(2, 5), tmp_path / "e.png"),
-            plot_lsnn_raster((x(20, 6) > 0.7).float(), tmp_path / "f.png", dt_ms=5.0, n_lif=3),
+            plot_raster((x(20, 6) > 0.7).float(), tmp_path / "f.png", dt_ms=5.0, groups={"LIF": range(3)}),
             plot_output_vs_target(x(20, 2), x(20, 2), tmp_path / "g.png", dt_ms=5.0, mask=x(20, 2)),
-            plot_lsnn_rates(x(6) * 20, tmp_path / "h.png", target_hz=10.0),
+            plot_rate_histogram(x(6) * 20, tmp_path / "h.png", target_hz=10.0),
         ]
     assert len(figures) == 8 and all((tmp_path / f"{c}.png").stat().st_size > 1000 for c in "abcdefgh")
 

@@ -67,7 +67,7 @@ def test_hand_checked_tanh_map_through_a_step_model():
     assert len(fps) == 3
     order = torch.argsort(fps.xstar[:, 0])
     expected = torch.tensor([[-h_star, 0.0], [0.0, 0.0], [h_star, 0.0]], dtype=torch.float64)
-    assert torch.allclose(fps.xstar[order], expected, atol=1e-6)
+    assert torch.allclose(fps.xstar[order].double(), expected, atol=1e-6)
     assert fps.n_unstable[order].tolist() == [0, 1, 0]
     slope = 2.0 * (1 - h_star**2)  # d tanh(2h)/dh at h*
     stable = fps[fps.stable]

@@ -209,6 +209,27 @@ def test_spiking_force_dense_and_sparse_runs_agree_and_forward_keeps_the_contrac
         net.smooth_surrogate()
 
 
+@pytest.mark.parametrize("propagation", ["sparse", "dense"])
+def test_networks_trained_side_by_side_equal_each_trained_alone(propagation):
+    """A list of networks runs one batched simulation (M RLS states in one tensor); each network's spikes,
+    outputs and trained readout are those of training it alone."""
+    cfg = SpikingForceConfig(n_units=50, p_connect=0.3, gain=1.0, rate_dt_ms=1.0)
+    target = sine_target(120, 1.0, freq_hz=20.0)
+    kw = dict(settle_ms=20, train_ms=60, test_ms=40, rls_every_ms=2.0, raster_units=10, propagation=propagation)
+    together = fit_spiking_force([SpikingForce(cfg, seed=s).double() for s in (4, 5)], target, **kw)
+    for s, fit in zip((4, 5), together):
+        alone_net = SpikingForce(cfg, seed=s).double()
+        alone = fit_spiking_force(alone_net, target, **kw)
+        assert torch.equal(fit.run.n_spikes, alone.run.n_spikes) and alone.run.n_spikes.sum() > 100
+        assert torch.equal(fit.run.raster, alone.run.raster) and len(alone.run.raster) > 0
+        assert torch.allclose(fit.outputs, alone.outputs, atol=1e-9) and fit.run.n_updates == alone.run.n_updates == 30
+        assert fit.test_rmse == pytest.approx(alone.test_rmse, abs=1e-9)
+    assert not torch.equal(together[0].run.n_spikes, together[1].run.n_spikes)  # two networks, not one twice
+    with pytest.raises(ValueError, match="must share n_units"):
+        fit_spiking_force([SpikingForce(cfg), SpikingForce(SpikingForceConfig(n_units=40, rate_dt_ms=1.0))],
+                          target, **kw)
+
+
 def test_spiking_force_learns_a_sine_and_refuses_bad_targets():
     """A small version of Nicola & Clopath's 5 Hz sine: 0.4 s to settle, 1 s of RLS, 0.4 s of test."""
     net = SpikingForce(SpikingForceConfig(n_units=300, rate_dt_ms=2.5), seed=0)

@@ -73,7 +73,7 @@ def test_golden_three_neuron_spikes_of_the_batched_simulator(kernel):
     n_rate_steps = 15  # 15 × 100 LIF steps
     inputs = torch.tensor([30.0, 0.0, 0.0], dtype=F64).expand(1, n_rate_steps, 3)
     res = simulate(torch.tensor(W3, dtype=F64), torch.eye(3, dtype=F64), torch.ones(1, 3, dtype=F64),
-                   torch.tensor(TAU3, dtype=F64), inputs, p, rate_dt_ms=5.0, dtype=F64, noise_source=lambda k: noise[k],
+                   torch.tensor(TAU3, dtype=F64), inputs, p, dt_ms=5.0, dtype=F64, noise_source=lambda k: noise[k],
                    v0=torch.tensor(V03, dtype=F64), raster_trials=1, kernel=kernel, record_rates=True)
     assert [(int(k), int(i)) for k, i in res.raster[:, [2, 3]]] == golden_spikes
     v_end, _, r_end = golden[-1]
@@ -113,7 +113,7 @@ def test_refractory_period_respected(kernel, refractory_ms):
     p = LIFParams(refractory_ms=refractory_ms)
     inputs = torch.full((2, 4, 1), 1e5)  # overwhelming drive: a unit fires as soon as it may
     res = simulate(torch.zeros(3, 3), torch.ones(3, 1), torch.ones(1, 3), torch.full((3,), 20.0), inputs, p,
-                   rate_dt_ms=5.0, generator=torch.Generator().manual_seed(0), raster_trials=2, kernel=kernel)
+                   dt_ms=5.0, generator=torch.Generator().manual_seed(0), raster_trials=2, kernel=kernel)
     for trial in range(2):
         for unit in range(3):
             ev = res.raster[(res.raster[:, 1] == trial) & (res.raster[:, 3] == unit)]
@@ -140,7 +140,7 @@ def test_batched_equals_one_at_a_time_for_the_same_noise(kernel):
     inputs = torch.randn(batch, n_steps, 2, generator=g, dtype=F64).clamp(min=0)
     noise = 0.1 * torch.randn(n_steps * 100, batch, n_units, generator=g, dtype=F64)
     v0 = -65 + 95 * torch.rand(batch, n_units, generator=g, dtype=F64)
-    kw = dict(rate_dt_ms=5.0, dtype=F64, kernel=kernel, record_counts=True, record_rates=True)
+    kw = dict(dt_ms=5.0, dtype=F64, kernel=kernel, record_counts=True, record_rates=True)
     full = simulate(w_rec, w_in, w_out, tau_d, inputs, noise_source=lambda k: noise[k], v0=v0, **kw)
     assert full.n_spikes.sum() > 50
     for s in range(2):
@@ -157,7 +157,7 @@ def test_batched_equals_one_at_a_time_for_the_same_noise(kernel):
 def test_sparse_and_dense_kernels_agree():
     w_rec, w_in, w_out, tau_d = small_network()
     inputs = torch.rand(4, 8, 2, generator=torch.Generator().manual_seed(2), dtype=F64)
-    runs = [simulate(w_rec, w_in, w_out, tau_d, inputs, rate_dt_ms=5.0, dtype=F64, kernel=k, raster_trials=2,
+    runs = [simulate(w_rec, w_in, w_out, tau_d, inputs, dt_ms=5.0, dtype=F64, kernel=k, raster_trials=2,
                      generator=torch.Generator().manual_seed(3)) for k in ("dense", "sparse")]
     assert torch.equal(runs[0].raster, runs[1].raster)
     assert torch.equal(runs[0].n_spikes, runs[1].n_spikes)
@@ -169,12 +169,12 @@ def test_sparse_and_dense_kernels_agree():
 def test_memory_is_per_rate_step_and_dtype_follows_request():
     w_rec, w_in, w_out, tau_d = small_network(dtype=torch.float32)
     inputs = torch.rand(5, 6, 2)
-    res = simulate(w_rec, w_in, w_out, tau_d, inputs, rate_dt_ms=5.0, generator=torch.Generator().manual_seed(0))
+    res = simulate(w_rec, w_in, w_out, tau_d, inputs, dt_ms=5.0, generator=torch.Generator().manual_seed(0))
     assert res.outputs.shape == (2, 5, 6, 1) and res.outputs.dtype == torch.float32
     assert res.rates is None and res.counts is None and res.raster is None
     assert res.n_spikes.shape == (2, 5, 20)
     assert res.firing_rates_hz().shape == (2, 5, 20)
-    res64 = simulate(w_rec, w_in, w_out, tau_d, inputs, rate_dt_ms=5.0, dtype=F64, record_counts=True)
+    res64 = simulate(w_rec, w_in, w_out, tau_d, inputs, dt_ms=5.0, dtype=F64, record_counts=True)
     assert res64.outputs.dtype == F64 and res64.counts.shape == (2, 5, 6, 20) and res64.counts.dtype == torch.uint8
 
 
@@ -205,22 +205,22 @@ def test_bad_simulation_settings_raise_one_clear_error():
     with pytest.raises(ValueError, match="whole multiple of the LIF step lif_dt_ms 0.3"):
         LIFParams(lif_dt_ms=0.3).substeps(5.0)
     with pytest.raises(ValueError, match="kernel"):
-        simulate(w_rec, w_in, w_out, tau_d, inputs, rate_dt_ms=5.0, kernel="fast")
-    with pytest.raises(TypeError, match="rate_dt_ms"):  # the rate step has no default that could disagree
+        simulate(w_rec, w_in, w_out, tau_d, inputs, dt_ms=5.0, kernel="fast")
+    with pytest.raises(TypeError, match="dt_ms"):  # the rate step has no default that could disagree
         simulate(w_rec, w_in, w_out, tau_d, inputs)
     for bad in (math.nan, math.inf, 0.0):
-        with pytest.raises(ValueError, match="rate_dt_ms"):
-            simulate(w_rec, w_in, w_out, tau_d, inputs, rate_dt_ms=bad)
+        with pytest.raises(ValueError, match="dt_ms"):
+            simulate(w_rec, w_in, w_out, tau_d, inputs, dt_ms=bad)
 
 
-@pytest.mark.parametrize("warmup_ms, message", [(12.0, "whole number of rate steps of 5.0 ms, got 12.0"),
-                                                (2.5, "whole number of rate steps of 5.0 ms, got 2.5"),
+@pytest.mark.parametrize("warmup_ms, message", [(12.0, "whole number of steps of dt_ms 5.0 ms, got 12.0"),
+                                                (2.5, "whole number of steps of dt_ms 5.0 ms, got 2.5"),
                                                 (-5.0, "warmup_ms must be >= 0, got -5.0"),
                                                 (math.nan, "warmup_ms must be a finite number")])
 def test_warmup_that_is_not_whole_rate_steps_is_one_clear_error(warmup_ms, message):
     w_rec, w_in, w_out, tau_d = small_network()
     with pytest.raises(ValueError, match=message):
-        simulate(w_rec, w_in, w_out, tau_d, torch.zeros(1, 1, 2, dtype=F64), rate_dt_ms=5.0, warmup_ms=warmup_ms)
+        simulate(w_rec, w_in, w_out, tau_d, torch.zeros(1, 1, 2, dtype=F64), dt_ms=5.0, warmup_ms=warmup_ms)
     assert warmup_steps(200.0, 5.0) == 40 and warmup_steps(0.0, 5.0) == 0
 
 
@@ -231,7 +231,7 @@ def test_warmup_is_an_unrecorded_zero_input_prefix(kernel):
     inputs = torch.rand(3, 6, 2, generator=torch.Generator().manual_seed(4), dtype=F64)
     v0 = -65 + 95 * torch.rand(3, w_rec.shape[-1], generator=torch.Generator().manual_seed(5), dtype=F64)
     quiet = LIFParams(noise_std_mv=0.0)
-    kw = dict(rate_dt_ms=5.0, dtype=F64, kernel=kernel, record_counts=True, record_rates=True, v0=v0)
+    kw = dict(dt_ms=5.0, dtype=F64, kernel=kernel, record_counts=True, record_rates=True, v0=v0)
     warm = simulate(w_rec, w_in, w_out, tau_d, inputs, quiet, warmup_ms=20.0, **kw)
     padded = simulate(w_rec, w_in, w_out, tau_d, torch.cat([torch.zeros(3, 4, 2, dtype=F64), inputs], 1), quiet, **kw)
     assert padded.counts[:, :, :4].sum() > 0  # the prefix did spike, so cutting it is tested

@@ -49,7 +49,7 @@ def test_checkpoint_of_a_transferred_network_rebuilds_with_load_model(tmp_path):
 def test_config_dict_round_trips_and_params_come_back_from_a_dict():
     cfg = tiny_lif().cfg
     data = cfg.config_dict()
-    assert isinstance(data["params"], dict) and data["warmup_ms"] == 10.0 and data["rate_dt_ms"] == 5.0
+    assert isinstance(data["params"], dict) and data["warmup_ms"] == 10.0 and data["dt_ms"] == 5.0
     assert LIFNetworkConfig(**data) == cfg
     assert isinstance(LIFNetworkConfig(**data).params, LIFParams)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -65,17 +65,17 @@ def test_model_built_from_its_config_has_the_right_shapes():
 @pytest.mark.parametrize("changes, message", [
     ({"n_units": 0}, "n_units must be an integer >= 1"),
     ({"n_inputs": 2.0}, "n_inputs must be an integer >= 1"),
-    ({"rate_dt_ms": math.nan}, "rate_dt_ms must be a finite number > 0"),
-    ({"rate_dt_ms": 0.12}, "not a whole multiple of the LIF step"),
+    ({"dt_ms": math.nan}, "dt_ms must be a finite number > 0"),
+    ({"dt_ms": 0.12}, "not a whole multiple of the LIF step"),
     ({"scale_factor": math.inf}, "scale_factor must be a finite number > 0"),
     ({"scale_factor": -2.0}, "scale_factor must be a finite number > 0"),
-    ({"warmup_ms": 7.0}, "warmup_ms must be a whole number of rate steps of 5.0 ms, got 7.0"),
+    ({"warmup_ms": 7.0}, "warmup_ms must be a whole number of steps of dt_ms 5.0 ms, got 7.0"),
     ({"warmup_ms": math.nan}, "warmup_ms must be a finite number"),
     ({"params": {"lif_dt_ms": math.nan}}, "LIFParams.lif_dt_ms must be finite"),
     ({"params": {"dt_ms": 0.05}}, "dt_ms"),
 ])  # fmt: skip
 def test_bad_config_is_one_clear_error_on_construction(changes, message):
-    base = dict(n_units=4, n_inputs=1, n_outputs=1, params=LIFParams(), rate_dt_ms=5.0, scale_factor=20.0)
+    base = dict(n_units=4, n_inputs=1, n_outputs=1, params=LIFParams(), dt_ms=5.0, scale_factor=20.0)
     with pytest.raises((ValueError, TypeError), match=message):
         LIFNetworkConfig(**{**base, **changes})
 
@@ -84,13 +84,13 @@ def test_from_weights_checks_shapes_and_keeps_device_and_dtype():
     n = 5
     w = dict(w_rec=torch.zeros(n, n, dtype=torch.float64), w_in=torch.zeros(n, 2, dtype=torch.float64),
              w_out=torch.zeros(1, n, dtype=torch.float64), tau_d_ms=torch.full((n,), 20.0, dtype=torch.float64))
-    net = LIFNetwork.from_weights(**w, params=LIFParams(), rate_dt_ms=5.0, scale_factor=1.0)
+    net = LIFNetwork.from_weights(**w, params=LIFParams(), dt_ms=5.0, scale_factor=1.0)
     assert net.w_rec.dtype == torch.float64 and net.b_out.dtype == torch.float64 and net.n_units == n
     with pytest.raises(ValueError, match=r"tau_d_ms must have shape \(5,\)"):
-        LIFNetwork.from_weights(**{**w, "tau_d_ms": torch.ones(4)}, params=LIFParams(), rate_dt_ms=5.0,
+        LIFNetwork.from_weights(**{**w, "tau_d_ms": torch.ones(4)}, params=LIFParams(), dt_ms=5.0,
                                 scale_factor=1.0)
     with pytest.raises(ValueError, match=r"w_out must have shape \(1, 5\)"):
-        LIFNetwork.from_weights(**{**w, "w_out": torch.ones(1, 4)}, params=LIFParams(), rate_dt_ms=5.0,
+        LIFNetwork.from_weights(**{**w, "w_out": torch.ones(1, 4)}, params=LIFParams(), dt_ms=5.0,
                                 scale_factor=1.0)
 
 

@@ -19,7 +19,7 @@ def test_spikes_and_rates_match_the_reference_equations(kernel):
     as_t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     n = g["w"].shape[0]
     res = simulate(as_t(g["w"]), as_t(g["w_in"]), torch.zeros(1, n, dtype=torch.float64), as_t(g["td_ms"]),
-                   as_t(g["u"].T)[None], LIFParams(noise_std_mv=0.0), rate_dt_ms=5.0, dtype=torch.float64,
+                   as_t(g["u"].T)[None], LIFParams(noise_std_mv=0.0), dt_ms=5.0, dtype=torch.float64,
                    v0=as_t(g["v0"]), record_rates=True, raster_trials=1, kernel=kernel)
     events = res.raster.numpy()  # (network, trial, LIF step from 0, unit)
     ours = sorted(zip(events[:, 2] + 1, events[:, 3], strict=True))  # the reference counts steps from 1
@@ -35,6 +35,6 @@ def test_the_golden_run_depends_on_the_recurrent_weights():
     n = g["w"].shape[0]
     as_t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     res = simulate(torch.zeros(n, n, dtype=torch.float64), as_t(g["w_in"]), torch.zeros(1, n, dtype=torch.float64),
-                   as_t(g["td_ms"]), as_t(g["u"].T)[None], LIFParams(noise_std_mv=0.0), rate_dt_ms=5.0,
+                   as_t(g["td_ms"]), as_t(g["u"].T)[None], LIFParams(noise_std_mv=0.0), dt_ms=5.0,
                    dtype=torch.float64, v0=as_t(g["v0"]), raster_trials=1)
     assert len(res.raster) != len(g["spike_steps"])

@@ -14,7 +14,8 @@ import tasks
 from ratenets.checkpoint import build_model, load_checkpoint
 from ratenets.rollout import Rollout
 from ratenets.training import TrainConfig, train
-from spiking.lsnn import LSNN, LSNNConfig, exp_filter, mean_rate_hz
+from spiking.lsnn import LSNN, LSNNConfig, exp_filter
+from spiking.rates import mean_rate_hz
 
 SMALL = LSNNConfig(n_lif=6, n_alif=6, n_inputs=3, n_outputs=2, dt_ms=1.0, refractory_steps=2, input_scale=1.0,
                    rec_scale=0.5)  # fmt: skip
@@ -123,14 +124,14 @@ def test_trains_with_the_project_loop_and_checkpoint_rebuilds(tmp_path):
 
 
 def test_plots_write_pngs(tmp_path):
-    from spiking.lsnn import unit_rates_hz
-    from spiking.lsnn_plots import plot_output_vs_target, plot_raster, plot_rate_histogram
+    from spiking.plots import plot_output_vs_target, plot_raster, plot_rate_histogram
+    from spiking.rates import unit_rates_hz
 
     model = LSNN(SMALL)
     with torch.no_grad():
         ro = model(torch.randn(1, 40, 3))
     paths = [tmp_path / "raster.png", tmp_path / "out.png", tmp_path / "rates.png"]
-    plot_raster(ro.spikes[0], paths[0], dt_ms=1.0, n_lif=6)
+    plot_raster(ro.spikes[0], paths[0], dt_ms=1.0, groups=model.unit_groups())
     plot_output_vs_target(ro.outputs[0], torch.zeros(40, 2), paths[1], dt_ms=1.0)
     plot_rate_histogram(unit_rates_hz(ro.spikes, 1.0), paths[2], target_hz=10.0)
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -7,6 +7,7 @@ import torch
 
 import spiking  # noqa: F401
 from baselines import BaselineRNNConfig, ForceConfig, SpikingForceConfig
+from baselines.lfads import LFADSConfig
 from ratenets import DiscreteRNNConfig, RateRNNConfig, Rollout, load_model, save_checkpoint
 from ratenets.checkpoint import _MODEL_CLASSES
 from spiking import LIFParams, LSNNConfig
@@ -19,8 +20,10 @@ EXAMPLES = {
     "RateRNN": RateRNNConfig(n_units=12, n_inputs=2, n_outputs=3),
     "DiscreteRNN": DiscreteRNNConfig(n_units=12, n_inputs=2, n_outputs=3),
     "LSNN": LSNNConfig(n_lif=6, n_alif=6, n_inputs=2, n_outputs=3),
+    "LFADS": LFADSConfig(n_neurons=2, n_bins=8, ic_enc_dim=4, ci_enc_dim=4, con_dim=4, co_dim=2, gen_dim=12,
+                         fac_dim=3),  # outputs: the factors
     "LIFNetwork": LIFNetworkConfig(n_units=12, n_inputs=2, n_outputs=3, params=LIFParams(lif_dt_ms=0.5),
-                                   rate_dt_ms=5.0, scale_factor=20.0, warmup_ms=10.0),
+                                   dt_ms=5.0, scale_factor=20.0, warmup_ms=10.0),
 }
 
 

@@ -36,7 +36,7 @@ def tiny_lif_network(warmup_ms=0.0):
     n = 8
     return LIFNetwork.from_weights(torch.randn(n, n, generator=g) * 0.5, torch.randn(n, 2, generator=g) * 10,
                                    torch.randn(1, n, generator=g), 20 + 80 * torch.rand(n, generator=g), LIFParams(),
-                                   rate_dt_ms=5.0, scale_factor=3.0, warmup_ms=warmup_ms)  # fmt: skip
+                                   dt_ms=5.0, scale_factor=3.0, warmup_ms=warmup_ms)  # fmt: skip
 
 
 def test_lsnn_export_warns_each_approximation():
@@ -95,11 +95,11 @@ def test_lif_network_round_trip_reproduces_the_spikes(tmp_path):
 def test_plain_nir_lif_graph_needs_the_rate_step():
     graph = quiet(export_lif_network, tiny_lif_network())
     graph.metadata = {}
-    with pytest.raises(ValueError, match="pass rate_dt_ms"):
+    with pytest.raises(ValueError, match="pass dt_ms"):
         import_lif_network(graph)
     with pytest.warns(NIRApproximationWarning, match="no ratespike metadata"):
-        back = import_lif_network(graph, rate_dt_ms=10.0)
-    assert back.rate_dt_ms == 10.0 and back.params.tau_m_ms == pytest.approx(LIFParams().tau_m_ms)
+        back = import_lif_network(graph, dt_ms=10.0)
+    assert back.dt_ms == 10.0 and back.params.tau_m_ms == pytest.approx(LIFParams().tau_m_ms)
 
 
 def test_exported_graphs_load_with_snntorchs_own_import(capsys):

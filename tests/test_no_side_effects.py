@@ -14,7 +14,7 @@ IMPORTS = """
 import matplotlib
 matplotlib.use("svg")
 import ratenets, spiking, transfer, fixedpoints, tasks
-import ratenets.plots, spiking.lsnn_plots, transfer.plots, fixedpoints.plots
+import ratenets.plots, spiking.plots, transfer.plots, fixedpoints.plots
 print(matplotlib.get_backend())
 """
 
@@ -23,7 +23,7 @@ import sys, tempfile
 from pathlib import Path
 import numpy as np
 from ratenets.plots import plot_training
-from spiking.lsnn_plots import plot_raster
+from spiking.plots import plot_raster
 from transfer.plots import plot_scale_scan
 history = {"step": [1, 2, 3], "loss": [1.0, 0.5, 0.2], "eval_step": [3], "eval_score": [0.5]}
 figs = [plot_training(history), plot_raster(np.eye(4), dt_ms=1.0),

@@ -160,6 +160,8 @@ SHRINK = {  # sizes only: every other setting of each config runs as written
         for a in ("vanilla", "gru", "lstm", "ugrnn")}},
     "force": {"model": {"n_units": 8}, "train_trials": 2, "eval_trials": 2},
     "fixedpoints": {"n_starts": 8},
+    "compare": {"n_trials": 2, "meanfield_starts": 4, "perturb_steps": 2},
+    "lfads": {"n_trials": 20, "n_neurons": 4, "fp_starts": 8, "synthetic": {"n_conditions": 3, "trials_per_condition": 4, "n_neurons": 5, "n_bins": 12}, "model": {"gen_dim": 6, "fac_dim": 3, "ic_enc_dim": 4, "ci_enc_dim": 4, "con_dim": 4}, "train": {"n_steps": 2, "batch_size": 4, "eval_every": 1, "checkpoint_every": 1}},  # noqa: E501
 }
 
 
@@ -238,6 +240,8 @@ def test_all_stages_fill_the_summary_as_documented(tmp_path):
 
     with h5py.File(run / "results.h5") as f:
         assert {"rate", "lif", "lsnn"} <= set(f)
+        for group in ("rate", "lif", "lsnn"):  # what README's results.h5 row promises for every model
+            assert {"trajectories", "outputs", "inputs", "targets", "mask"} <= set(f[group]), group
         assert f["rate/fixed_points/xstar"].shape[1] == 16 and f["lif/spikes"].shape[1] == 3
     for fig in ("transfer_scan", "lif_raster", "lsnn_raster", "fixed_points_rate", "fixed_points_lsnn"):
         assert (run / "figures" / f"{fig}.png").exists(), fig

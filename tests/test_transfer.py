@@ -12,8 +12,9 @@ import tasks
 from ratenets import RateRNN, RateRNNConfig
 from ratenets.plots import save_figure
 from spiking import LIFNetwork, LIFParams
+from spiking.plots import plot_raster, plot_rate_histogram
 from transfer import rate_to_lif, search_scale, simulate_trials
-from transfer.plots import plot_raster, plot_rate_histogram, plot_scale_scan
+from transfer.plots import plot_scale_scan
 
 
 def rate_net(n_units=30, activation="sigmoid", seed=0):
@@ -32,7 +33,7 @@ def test_mapping_divides_recurrent_and_readout_keeps_input_and_drops_bias():
     assert torch.allclose(lif.tau_d_ms, net.taus_ms())
     assert torch.equal(lif.b_out, torch.zeros(1))
     assert lif.rate_net is net and lif.scale_factor == 25.0 and lif.params == LIFParams()
-    assert lif.rate_dt_ms == net.cfg.dt_ms and lif.warmup_ms == 0.0  # the rate step comes from the rate net
+    assert lif.dt_ms == net.cfg.dt_ms and lif.warmup_ms == 0.0  # the rate step comes from the rate net
     kept = rate_to_lif(net, 25.0, keep_readout_bias=True)
     assert torch.allclose(kept.b_out, torch.tensor([0.3]))
     assert "rate_net" not in dict(lif.named_modules())  # the rate net is reachable, not a submodule
@@ -99,12 +100,13 @@ def test_lif_module_forward_and_trials_for_figures(tmp_path):
     trials = simulate_trials(lif, task, n_trials=2, seed=0)
     assert trials.lif_outputs.shape == trials.rate_outputs.shape == (2, 30, 1)
     assert trials.raster.shape[1] == 3 and int(trials.raster[:, 1].max()) < 30 * 100
-    assert trials.lif_dt_ms == 0.05 and trials.rate_dt_ms == task.dt_ms
+    assert trials.lif_dt_ms == 0.05 and trials.dt_ms == task.dt_ms
     assert net.training  # simulate_trials leaves the rate net's mode alone
     figures = {
         "scan": plot_scale_scan([[20, 0.5], [25, 0.9]], tmp_path / "scan.png", best_scale=25),
-        "raster": plot_raster(trials.raster, trials.lif_outputs, tmp_path / "raster.png", trials.rate_outputs,
-                              trials.batch.targets, lif_dt_ms=trials.lif_dt_ms, rate_dt_ms=trials.rate_dt_ms),
+        "raster": plot_raster(trials.spikes(0), tmp_path / "raster.png", dt_ms=trials.lif_dt_ms,
+                              outputs={"LIF": trials.lif_outputs, "rate": trials.rate_outputs},
+                              targets=trials.batch.targets, output_dt_ms=trials.dt_ms),
         "rates": plot_rate_histogram(trials.firing_rates_hz, tmp_path / "rates.png"),
     }
     for name, fig in figures.items():
@@ -129,9 +131,9 @@ def test_warmup_is_stored_in_the_network_and_used_by_forward_and_trials():
     trials = simulate_trials(warm, task, n_trials=2, seed=0)
     explicit = simulate_trials(cold, task, n_trials=2, seed=0, warmup_ms=50.0)
     assert torch.equal(trials.lif_outputs, explicit.lif_outputs)
-    with pytest.raises(ValueError, match="warmup_ms must be a whole number of rate steps of 5.0 ms, got 12.0"):
+    with pytest.raises(ValueError, match="warmup_ms must be a whole number of steps of dt_ms 5.0 ms, got 12.0"):
         rate_to_lif(net, 30.0, warmup_ms=12.0)
-    with pytest.raises(ValueError, match="warmup_ms must be a whole number of rate steps of 5.0 ms, got 7.5"):
+    with pytest.raises(ValueError, match="warmup_ms must be a whole number of steps of dt_ms 5.0 ms, got 7.5"):
         search_scale(net, task, scales=[30.0], n_trials=2, warmup_ms=7.5)
 
 
@@ -140,7 +142,7 @@ def test_search_uses_the_rate_nets_step_and_refuses_a_task_with_another():
     other = tasks.make("gonogo", n_steps_total=30, stim_on=5, stim_off=10, dt_ms=10.0)
     with pytest.raises(ValueError, match="task's dt_ms 10.0 differs from the rate network's dt_ms 5.0"):
         search_scale(net, other, scales=[30.0], n_trials=2)
-    with pytest.raises(ValueError, match="task's dt_ms 10.0 differs from the LIF network's rate_dt_ms 5.0"):
+    with pytest.raises(ValueError, match="task's dt_ms 10.0 differs from the LIF network's dt_ms 5.0"):
         simulate_trials(rate_to_lif(net, 30.0), other, n_trials=2)
 
 

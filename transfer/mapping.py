@@ -4,7 +4,7 @@ For a trained rate network (recurrent ``W``, input ``W_in``, readout ``w_out``, 
 scaling factor λ, the LIF network uses ``W/λ`` as recurrent weights, ``W_in`` unchanged, ``w_out/λ`` as
 readout weights and drops ``b_out``; each unit's synaptic decay τd is the rate unit's trained τ.
 The LIF filtered rates are in spikes/s; λ maps them back to the rate network's (0, 1) range. The LIF network's
-rate step (one input value per step) is the rate network's ``cfg.dt_ms``.
+step ``dt_ms`` (one input value per step) is the rate network's ``cfg.dt_ms``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def check_rate_net(rate_net) -> None:
     if taus is None:
         raise ValueError("the rate network has no synaptic time constants (taus_ms); the LIF synaptic decay τd "
                          "is each unit's trained τ, so a network without τ cannot be transferred")
-    rate_dt_ms_of(rate_net)
+    dt_ms_of(rate_net)
     n_units = rate_net.w_out.shape[-1]
     if not torch.is_tensor(taus) or taus.shape != (n_units,):
         raise ValueError(f"taus_ms must be a tensor of shape ({n_units},), got {getattr(taus, 'shape', taus)}")
@@ -44,12 +44,12 @@ def check_rate_net(rate_net) -> None:
                       "did); expect a low LIF score", UserWarning, stacklevel=3)
 
 
-def rate_dt_ms_of(rate_net) -> float:
-    """The rate network's step ``cfg.dt_ms`` (ms), the LIF network's rate step; one ``ValueError`` without it."""
+def dt_ms_of(rate_net) -> float:
+    """The rate network's step ``cfg.dt_ms`` (ms), the LIF network's ``dt_ms``; one ``ValueError`` without it."""
     value = getattr(getattr(rate_net, "cfg", None), "dt_ms", None)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"the rate network has no valid time step cfg.dt_ms (got {value!r}); the LIF network "
-                         "takes its rate step from it")
+                         "takes its step dt_ms from it")
     return float(value)
 
 
@@ -90,8 +90,8 @@ def rate_to_lif(
     ``W/λ`` recurrent, ``W_in`` input, ``w_out/λ`` readout, no readout bias; τd = the rate network's τ.
     ``keep_readout_bias=True`` adds ``b_out`` to the LIF output: a deviation from the paper, useful for
     networks trained with a large readout bias (the paper's networks had none to speak of); it becomes
-    the module's ``b_out`` buffer. The rate step is the rate network's ``cfg.dt_ms``; ``warmup_ms`` (a whole
-    number of rate steps) of zero input run before every trial of the network's ``forward``.
+    the module's ``b_out`` buffer. The step ``dt_ms`` is the rate network's ``cfg.dt_ms``; ``warmup_ms`` (a whole
+    number of steps) of zero input run before every trial of the network's ``forward``.
 
     Raises one ``ValueError`` for λ <= 0, non-finite weights, a network without τ or dt, or a bad warm-up;
     warns for ReLU.
@@ -101,5 +101,5 @@ def rate_to_lif(
     check_rate_net(rate_net)
     w_rec, w_in, w_out, tau_d_ms, b_out = lif_weights(rate_net, torch.tensor([scale_factor]), keep_readout_bias)
     return LIFNetwork.from_weights(w_rec[0], w_in, w_out[0], tau_d_ms, lif_params,
-                                   rate_dt_ms=rate_dt_ms_of(rate_net), scale_factor=scale_factor, b_out=b_out,
+                                   dt_ms=dt_ms_of(rate_net), scale_factor=scale_factor, b_out=b_out,
                                    rate_net=rate_net, warmup_ms=warmup_ms)

@@ -32,6 +32,11 @@ from .mapping import rate_to_lif
 
 
 class XCheckResult(NamedTuple):
+    """What ``compare_with_brian2`` returns. Fields: ``n_spikes_ours`` and ``n_spikes_brian`` spikes per unit
+    ``[N]``; ``counts_equal`` whether they agree for every unit; ``fraction_within_one_step`` of the matched spikes
+    (the k-th spike of a unit against its k-th spike in the other simulator); ``max_step_difference`` in LIF steps;
+    ``n_lif_steps`` simulated."""
+
     n_spikes_ours: np.ndarray  # [N]
     n_spikes_brian: np.ndarray  # [N]
     counts_equal: bool
@@ -51,7 +56,7 @@ def brian2_available() -> bool:
 def simulate_brian2(
     lif_net: LIFNetwork, inputs: torch.Tensor, v0: torch.Tensor, timing: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One trial of ``lif_net`` in Brian2 (numpy target, noise off). ``inputs [T,I]`` per rate step,
+    """One trial of ``lif_net`` in Brian2 (numpy target, noise off). ``inputs [T,I]`` per step of ``dt_ms``,
     ``v0 [N]`` in mV. Returns ``(unit, lif_step)`` of every spike; ``timing`` gets ``setup_s``, ``run_s``."""
     import time
 
@@ -64,7 +69,7 @@ def simulate_brian2(
     lif_dt = p.lif_dt_ms * b2.ms
     w_rec = lif_net.w_rec.detach().double().cpu().numpy()
     drive = (p.bias_mv + inputs.double().cpu() @ lif_net.w_in.double().cpu().T).numpy()  # [T, N]
-    ext = b2.TimedArray(drive, dt=lif_net.rate_dt_ms * b2.ms)  # noqa: F841 (found by name in the equations)
+    ext = b2.TimedArray(drive, dt=lif_net.dt_ms * b2.ms)  # noqa: F841 (found by name in the equations)
     tau_m = p.tau_m_ms * b2.ms  # noqa: F841
     tau_r = p.tau_rise_ms * b2.ms
     eqs = """
@@ -90,7 +95,7 @@ def simulate_brian2(
     net = b2.Network(group, syn, monitor)
     net.run(0 * b2.ms)  # builds the code objects, so that run_s is the simulation alone
     t1 = time.perf_counter()
-    net.run(inputs.shape[0] * lif_net.rate_dt_ms * b2.ms)
+    net.run(inputs.shape[0] * lif_net.dt_ms * b2.ms)
     if timing is not None:
         timing.update(setup_s=t1 - t0, run_s=time.perf_counter() - t1)
     steps = np.round(np.asarray(monitor.t / lif_dt)).astype(np.int64)
@@ -104,7 +109,7 @@ def compare_with_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, seed: int = 0
     n_units = lif_net.n_units
     v0 = -65.0 + 95.0 * torch.rand(n_units, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     res = simulate(lif_net.w_rec.cpu(), lif_net.w_in.cpu(), lif_net.w_out.cpu(), lif_net.tau_d_ms.cpu(),
-                   inputs[None].cpu(), lif_net.params, rate_dt_ms=lif_net.rate_dt_ms, dtype=torch.float64,
+                   inputs[None].cpu(), lif_net.params, dt_ms=lif_net.dt_ms, dtype=torch.float64,
                    noise_source=lambda step: 0.0, v0=v0, raster_trials=1)
     ours_unit, ours_step = res.raster[:, 3].cpu().numpy(), res.raster[:, 2].cpu().numpy()
     brian_unit, brian_step = simulate_brian2(lif_net, inputs, v0)
@@ -120,7 +125,7 @@ def compare_with_brian2(lif_net: LIFNetwork, inputs: torch.Tensor, seed: int = 0
     diffs = np.concatenate(diffs) if diffs else np.zeros(0, dtype=np.int64)
     within = float((diffs <= 1).mean()) if diffs.size else 1.0
     max_diff = int(diffs.max()) if diffs.size else 0
-    n_steps = inputs.shape[0] * lif_net.params.substeps(lif_net.rate_dt_ms)
+    n_steps = inputs.shape[0] * lif_net.params.substeps(lif_net.dt_ms)
     return XCheckResult(n_ours, n_brian, bool((n_ours == n_brian).all()), within, max_diff, n_steps)
 
 

@@ -43,24 +43,38 @@ class FixedPointsSection:
             raise ValueError("need noise >= 0, tol_q > 0 and tol_unique >= 0")
 
 
-def fixed_points_figure(fps, trajectories, inputs, title: str, settle_steps: int = 5) -> Figure:
-    """Trajectories (steps that receive a pulse left out: they would dominate the PCs), points, spectra."""
+def fixed_points_figure(fps, trajectories, inputs, title: str, settle_steps: int = 5, labels=None,
+                        dt: float | None = None) -> Figure:
+    """Whole trajectories as curves coloured by the memory they hold (``labels [B,T]``; default: the nearest
+    stable point), in PCs fitted without the steps that receive a pulse (they would dominate the PCs);
+    points; the spectrum (continuous-time ``ln λ / dt`` for a map that is an Euler step of ``dt``)."""
     driven = (inputs != 0).any(dim=-1)
-    if driven.float().mean() < 0.5:  # pulse tasks; where input is on most of the time, every step is shown
+    fitted = trajectories
+    if driven.float().mean() < 0.5:  # pulse tasks; where input is on most of the time, every step is fitted
         hidden = driven.clone()
         for lag in range(1, settle_steps + 1):  # and the first steps of the return from each pulse
             hidden[:, lag:] |= driven[:, :-lag]
-        trajectories = trajectories.clone()
-        trajectories[hidden if not hidden.all() else driven] = float("nan")  # something is always left to show
+        fitted = trajectories.clone()
+        fitted[hidden if not hidden.all() else driven] = float("nan")  # something is always left to fit
+    n_components = 3 if fps.n_state >= 3 else 2
     fig = Figure(figsize=(11, 4.5))
-    ax1 = fig.add_subplot(1, 2, 1, projection="3d" if fps.n_state >= 3 else None)
-    plot_fixed_points(fps, trajectories, n_components=3 if fps.n_state >= 3 else 2, ax=ax1)
+    ax1 = fig.add_subplot(1, 2, 1, projection="3d" if n_components == 3 else None)
+    plot_fixed_points(fps, trajectories, labels=labels, n_components=n_components,
+                      pca=fps.pca(n_components, fitted), ax=ax1)
     ax1.set_title(f"{title}: {len(fps)} points, by index {fps.by_index()}", fontsize=9)
     ax2 = fig.add_subplot(1, 2, 2)
-    plot_eigenvalues(fps, ax=ax2)
-    ax2.set_title("eigenvalues (black: stable points, red: unstable)", fontsize=9)
+    plot_eigenvalues(fps, ax=ax2, dt=dt)
+    ax2.set_title("spectra (x: unstable eigenvalues)" + (" in continuous time" if dt else ""), fontsize=9)
     fig.subplots_adjust(wspace=0.35)
     return fig
+
+
+def memory_labels(targets: torch.Tensor) -> torch.Tensor:
+    """``[B,T]`` the memory a trial holds at each step: the sign pattern of its targets as a binary code
+    (-1 where a target is zero: nothing held yet)."""
+    bits = (targets > 0).long()
+    code = (bits * (2 ** torch.arange(targets.shape[-1], device=targets.device))).sum(dim=-1)
+    return torch.where((targets != 0).all(dim=-1), code, torch.full_like(code, -1))
 
 
 def settled_memory_steps(batch: TaskBatch, hold_steps: int = 20) -> torch.Tensor:
@@ -148,8 +162,11 @@ def run(ctx: RunContext) -> None:
             "stable": fps.stable, "jacobians": fps.jacobians,
         }, {"": {"continuous": fps.continuous, "tol_q": fps.tol_q, "analysed": how,
                  "shapes": "xstar [K,D], eigvals [K,D] complex, jacobians [K,D,D]"}})
+        euler = hasattr(model, "velocity") and hasattr(model, "step")  # a map that is an Euler step of dt_ms
+        euler_dt = getattr(getattr(model, "cfg", None), "dt_ms", None) if euler else None
         ctx.writer.figure(f"fixed_points_{name}",
-                          fixed_points_figure(fps, trajectories.cpu(), batch.inputs.cpu(), name))
+                          fixed_points_figure(fps, trajectories.cpu(), batch.inputs.cpu(), name,
+                                              labels=memory_labels(batch.targets).cpu(), dt=euler_dt))
         ctx.log(f"fixedpoints: {name}: {len(fps)} points, by index {fps.by_index()}, "
                 f"max q {entry['max_q']:.1e} ({how})")
     if "lif" in names and "rate" in found:

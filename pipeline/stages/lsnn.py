@@ -9,19 +9,10 @@ import torch
 
 from ratenets import TrainConfig, train
 from ratenets.plots import plot_training
-from spiking import (
-    LSNN,
-    LSNNConfig,
-    mean_rate_hz,
-    plot_output_vs_target,
-    plot_raster,
-    plot_rate_histogram,
-    unit_rates_hz,
-)
+from spiking import LSNN, LSNNConfig, plot_output_vs_target, plot_raster, plot_rate_histogram, unit_rates_hz
 
 from ..context import RunContext
 from ..evaluation import DERIVED, N_SAVED_TRIALS, TrainedModelSection, held_out_score, save_model_results
-from ..outputs import to_numpy
 from ..registry import Stage, register
 
 
@@ -48,16 +39,16 @@ def run(ctx: RunContext) -> None:
         "n_trials": sec.eval_trials,
         "train_steps": result.step,
         "n_units": model.cfg.n_units,
-        "mean_rate_hz": mean_rate_hz(rollout, dt),
+        "mean_rate_hz": model.mean_rate_hz(rollout),
     }
     save_model_results(ctx, "lsnn", batch, rollout, {"spikes": rollout.spikes[:N_SAVED_TRIALS].to(torch.uint8)})
-    spikes = to_numpy(rollout.spikes)
     ctx.writer.figure("lsnn_training", plot_training(result.history, title="LSNN"))
-    ctx.writer.figure("lsnn_raster", plot_raster(spikes[0], dt_ms=dt, n_lif=model.cfg.n_lif))
-    ctx.writer.figure("lsnn_output", plot_output_vs_target(
-        to_numpy(rollout.outputs[0]), to_numpy(batch.targets[0]), dt_ms=dt, mask=to_numpy(batch.mask[0])))
-    ctx.writer.figure("lsnn_rates", plot_rate_histogram(
-        unit_rates_hz(rollout.spikes.cpu(), dt), target_hz=model.cfg.target_rate_hz))
+    ctx.writer.figure("lsnn_raster", plot_raster(rollout.spikes[0], dt_ms=dt, groups=model.unit_groups(),
+                                                 title="LSNN spikes"))
+    ctx.writer.figure("lsnn_output", plot_output_vs_target(rollout.outputs[0], batch.targets[0], dt_ms=dt,
+                                                           mask=batch.mask[0], title="LSNN output"))
+    ctx.writer.figure("lsnn_rates", plot_rate_histogram(unit_rates_hz(rollout.spikes, model),
+                                                        target_hz=model.cfg.target_rate_hz, title="LSNN firing rates"))
     ctx.log(f"lsnn: {result.step} updates, score {score:.4f} on {sec.eval_trials} held-out trials, "
             f"mean rate {ctx.summary['models']['lsnn']['mean_rate_hz']:.1f} Hz")
 

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 
 from ratenets import save_checkpoint
 from ratenets.seeds import HELD_OUT
-from spiking import LIFParams
+from spiking import LIFParams, plot_raster, plot_rate_histogram
 from transfer import rate_to_lif, search_scale, simulate_trials
-from transfer.plots import plot_raster, plot_rate_histogram, plot_scale_scan
+from transfer.plots import plot_scale_scan
 
 from ..context import RunContext
 from ..evaluation import N_SAVED_TRIALS, check_eval_trials
-from ..outputs import to_numpy
 from ..registry import Stage, register
 
 MAX_SEARCH_TRIALS = 100_000
@@ -26,7 +25,7 @@ class TransferSection:
     """The scaling-factor grid, trials per factor in the search, fresh held-out trials to score the chosen
     factor on, and the LIF parameters. ``keep_readout_bias`` keeps the rate readout's bias in the LIF output
     (the paper drops it; sigmoid networks whose outputs must swing to -1 rely on it). ``warmup_ms``: zero-input
-    time the LIF network runs before each trial, unrecorded (0 in the paper; a whole number of rate steps)."""
+    time the LIF network runs before each trial, unrecorded (0 in the paper; a whole number of the task's steps)."""
 
     scales: tuple[float, ...] = tuple(float(s) for s in range(20, 80, 5))
     n_trials: int = 100
@@ -62,7 +61,8 @@ def run(ctx: RunContext) -> None:
     rate_net = ctx.load_model("rate")
     common = dict(lif_params=sec.lif, warmup_ms=sec.warmup_ms, device=ctx.device,
                   keep_readout_bias=sec.keep_readout_bias)
-    search = search_scale(rate_net, ctx.task.validation(), sec.scales, sec.n_trials, seed=ctx.cfg.seed, **common)
+    search = search_scale(rate_net, ctx.task.validation(), sec.scales, sec.n_trials, seed=ctx.cfg.seed, progress=True,
+                          **common)
     held = search_scale(rate_net, ctx.task.held_out(), [search.best_scale], sec.eval_trials,
                         seed=ctx.cfg.seed + HELD_OUT, **common)
     lif = rate_to_lif(rate_net, search.best_scale, sec.lif, keep_readout_bias=sec.keep_readout_bias,
@@ -83,19 +83,24 @@ def run(ctx: RunContext) -> None:
     ctx.summary["transfer"] = {"scale": search.best_scale, "scan": search.table,
                                "scan_rates_hz": search.firing_rates_hz, "n_trials": search.n_trials}
     b = trials.batch
-    ctx.writer.h5_group("lif", {
-        "outputs": trials.lif_outputs, "rate_outputs": trials.rate_outputs, "inputs": b.inputs, "targets": b.targets,
-        "spikes": trials.raster, "firing_rates_hz": trials.firing_rates_hz,
+    ctx.writer.h5_group("lif", {  # the arrays every model group has (save_model_results), then the LIF's own
+        "trajectories": trials.lif_states, "outputs": trials.lif_outputs, "inputs": b.inputs, "targets": b.targets,
+        "mask": b.mask, "rate_outputs": trials.rate_outputs, "spikes": trials.raster,
+        "firing_rates_hz": trials.firing_rates_hz,
     }, {
-        "": {"dt_ms": ctx.task.dt_ms, "lif_dt_ms": trials.lif_dt_ms, "scale_factor": search.best_scale},
+        "": {"dt_ms": ctx.task.dt_ms, "task": ctx.task.name, "lif_dt_ms": trials.lif_dt_ms,
+             "scale_factor": search.best_scale},
+        "trajectories": {"shape": "trial, step, unit", "units": "filtered spike trains (Hz), the LIF state"},
+        "outputs": {"shape": "trial, step, output"},
         "spikes": {"shape": "event, (trial, LIF step, unit)", "units": "LIF steps of lif_dt_ms"},
         "firing_rates_hz": {"shape": "trial, unit", "units": "Hz"},
     })
     ctx.writer.figure("transfer_scan", plot_scale_scan(search.table, best_scale=search.best_scale))
     ctx.writer.figure("lif_raster", plot_raster(
-        trials.raster, to_numpy(trials.lif_outputs), rate_outputs=to_numpy(trials.rate_outputs),
-        targets=to_numpy(b.targets), lif_dt_ms=trials.lif_dt_ms, rate_dt_ms=trials.rate_dt_ms))
-    ctx.writer.figure("lif_rates", plot_rate_histogram(trials.firing_rates_hz))
+        trials.spikes(0), dt_ms=trials.lif_dt_ms, outputs={"LIF network": trials.lif_outputs,
+                                                           "rate network": trials.rate_outputs},
+        targets=b.targets, output_dt_ms=trials.dt_ms, title="LIF spikes"))
+    ctx.writer.figure("lif_rates", plot_rate_histogram(trials.firing_rates_hz, title="LIF firing rates"))
     ctx.log(f"transfer: best scaling factor {search.best_scale:g} (search score {search.best_score:.3f} on "
             f"{search.n_trials} trials); LIF score {held.best_score:.4f} on {sec.eval_trials} fresh held-out trials")
 

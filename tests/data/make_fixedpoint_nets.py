@@ -3,17 +3,23 @@
     python tests/data/make_fixedpoint_nets.py            # all of them (a few minutes on 2 CPU cores)
     python tests/data/make_fixedpoint_nets.py gru64      # one of them
 
-Each file holds the stock module's state dict, its readout, the training score and a few held-out
+``rnn16`` is FixedPointFinder's own example network (a 16-unit tanh ``nn.RNN`` on the 3-bit flip-flop);
+``lsnn`` is the default run's LSNN (``configs/flipflop.yaml``: its ``task`` and ``lsnn`` sections, seed 0),
+saved as the LSNN's state dict and config (no trajectories: a test runs it on held-out trials).
+
+Each stock-module file holds the stock module's state dict, its readout, the training score and a few held-out
 trajectories (``states [16,T/4,D]``, ``inputs [16,T/4,I]``, every 4th step) to sample starts from; it loads with
 ``torch.load(weights_only=True)``. Training uses the project's loop (``ratenets.training.train``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 import tasks
@@ -21,6 +27,7 @@ from ratenets.rollout import Rollout
 from ratenets.training import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
+CONFIG = HERE.parents[1] / "configs" / "flipflop.yaml"
 
 
 class StockNet(nn.Module):
@@ -41,13 +48,52 @@ class StockNet(nn.Module):
 
 # name: (architecture, units, task name, task params, training config, seed)
 NETS = {
+    "rnn16": ("rnn", 16, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=2000, batch_size=64, lr=0.005), 0),
     "rnn32": ("rnn", 32, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=2000, batch_size=64, lr=0.005), 0),
     "gru16": ("gru", 16, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=2000, batch_size=64, lr=0.01), 0),
     "gru64": ("gru", 64, "flipflop", {"n_bits": 3}, TrainConfig(n_steps=1500, batch_size=64, lr=0.01), 0),
 }
 
 
+def make_lsnn() -> Path:
+    """The default run's LSNN, trained as the pipeline's ``lsnn`` stage trains it (same config and seed)."""
+    from spiking import LSNN, LSNNConfig
+
+    with open(CONFIG) as f:
+        cfg = yaml.safe_load(f)
+    task = tasks.make(cfg["task"]["name"], **cfg["task"]["params"])
+    seed = int(cfg["seed"])
+    model_cfg = dataclasses.replace(LSNNConfig(**cfg["lsnn"]["model"]), n_inputs=task.n_inputs,
+                                    n_outputs=task.n_outputs, dt_ms=task.dt_ms)
+    net = LSNN(model_cfg, seed=seed)
+    result = train(net, task, TrainConfig(**cfg["lsnn"]["train"]), seed=seed)
+    net.eval()
+    batch = task.held_out().sample(64, torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        held_out = float(task.score(net(batch.inputs).outputs, batch))
+    payload = {"config": dataclasses.asdict(model_cfg), "state_dict": net.state_dict(), "task": cfg["task"],
+               "score": float(result.score), "held_out_score": held_out, "steps": int(result.step)}
+    path = HERE / "fixedpoints_lsnn.pt"
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    print(f"lsnn: {result.step} steps, score {result.score:.4f} held-out {held_out:.4f} -> {path}")
+    return path
+
+
+def load_lsnn():
+    """The LSNN saved by ``make_lsnn`` (eval mode) and its payload."""
+    from spiking import LSNN, LSNNConfig
+
+    payload = torch.load(HERE / "fixedpoints_lsnn.pt", weights_only=True)
+    net = LSNN(LSNNConfig(**payload["config"]))
+    net.load_state_dict(payload["state_dict"])
+    return net.eval(), payload
+
+
 def make(name: str) -> Path:
+    if name == "lsnn":
+        return make_lsnn()
     kind, n_units, task_name, task_params, cfg, seed = NETS[name]
     torch.manual_seed(seed)
     task = tasks.make(task_name, **task_params)
@@ -90,5 +136,5 @@ def load(name: str) -> tuple[nn.Module, dict]:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    for name in sys.argv[1:] or list(NETS):
+    for name in sys.argv[1:] or [*NETS, "lsnn"]:
         make(name)

@@ -1,0 +1,456 @@
+"""Aggregation over a sweep's finished networks (Maheswaranathan et al. 2019, "Universality and individuality
+in neural dynamics across large populations of recurrent networks"):
+
+- geometry: every network driven by the SAME held-out trials; SVCCA (and CKA) distance matrices between their
+  state trajectories (``fixedpoints.similarity``; distance = 1 - similarity), an MDS embedding coloured by
+  architecture, distances within an architecture against between architectures;
+- topology: each network's fixed points (its run's ``fixedpoints`` stage), stable points and saddles by index,
+  and the saddle -> attractor graph (``fixedpoints.topology``) reduced to an isomorphism class;
+- per-architecture scores.
+
+Writes ``sweep_summary.json``, ``sweep_report.md`` and ``figures/`` in the sweep folder. What each network
+contributes (its states on the common trials, its topology) is cached under ``aggregate_cache/`` keyed by the
+fingerprints of its run's stages, and every pairwise distance is cached by the pair's keys, so aggregating
+again after adding networks computes only what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ratenets import load_model
+from ratenets.arrays import to_numpy
+from ratenets.atomic import atomic_write, atomic_write_text
+from ratenets.plots import save_figure
+from ratenets.seeds import ANALYSIS_NOISE, HELD_OUT, stream
+
+from ..outputs import OutputError, _jsonable, read_json
+from .config import ARCHITECTURES, AggregateSection, Network, SweepConfig
+
+CACHE = "aggregate_cache"
+SUMMARY = "sweep_summary.json"
+REPORT = "sweep_report.md"
+PAIRS = "pairs.json"
+COLOURS = {"rate_lif": "tab:red", "lsnn": "tab:purple", "vanilla": "tab:grey", "gru": "tab:blue",
+           "lstm": "tab:green", "ugrnn": "tab:orange"}
+SIMILARITY_METHODS = ("svcca", "cka")
+FEATURES_VERSION = 2  # raised when what is cached per network changes
+
+
+# --- similarity ---------------------------------------------------------------------------------------------
+
+def _similarity(X: np.ndarray, Y: np.ndarray, method: str, keep: float) -> float:
+    """``fixedpoints.similarity`` (X, Y ``[trials, steps, D]`` -> similarity in [0, 1])."""
+    from fixedpoints.similarity import similarity
+
+    options = {"variance": keep} if method == "svcca" else {}
+    try:
+        return float(similarity(X, Y, method, **options))
+    except TypeError:  # an implementation without the option
+        return float(similarity(X, Y, method))
+
+
+# --- one network --------------------------------------------------------------------------------------------
+
+def _json_file(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n")
+
+
+def network_key(run: Path, agg: AggregateSection) -> str:
+    """What a network's cached features depend on: its stages' recorded fingerprints and the settings."""
+    summary = read_json(run / "summary.json")
+    stages = {k: v.get("fingerprint") for k, v in summary.get("stages", {}).items() if isinstance(v, dict)}
+    blob = json.dumps({"version": FEATURES_VERSION, "stages": stages, "aggregate": {k: getattr(agg, k) for k in (
+        "trials", "seed", "topology_steps", "topology_epsilon", "match_tol")}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def common_trials(net: Network, agg: AggregateSection):
+    """The held-out trials every network of the task sees (one stream, independent of the networks' seeds)."""
+    task = net.config.make_task()
+    return task, task.held_out().sample(agg.trials, stream(agg.seed, HELD_OUT))
+
+
+@torch.no_grad()
+def network_states(run: Path, net: Network, agg: AggregateSection) -> np.ndarray:
+    """``[trials, steps, D]``: the network's rates (rate/LIF networks, filtered spikes of an LSNN) or states
+    (the discrete RNNs; an LSTM's ``[h, c]``) on the common held-out trials."""
+    model = load_model(run / "checkpoints" / f"{net.model}.pt").eval()
+    _, batch = common_trials(net, agg)
+    if net.architecture == "rate_lif":
+        rollout = model(batch.inputs, generator=stream(agg.seed, ANALYSIS_NOISE))
+    else:
+        rollout = model(batch.inputs)
+    states = rollout.rates if rollout.rates is not None else rollout.states
+    return to_numpy(states).astype(np.float32)
+
+
+def _fixed_points(run: Path, net: Network):
+    """The run's fixed points of the network's analysed model, rebuilt from ``results.h5`` with their
+    eigenvectors (``fixedpoints.linear.eigen``), and the smooth model they belong to."""
+    import h5py
+
+    from fixedpoints import FixedPoints
+    from fixedpoints.linear import eigen
+
+    name = net.fixed_point_model
+    with h5py.File(run / "results.h5", "r") as f:
+        g = f[f"{name}/fixed_points"]
+        xstar = torch.from_numpy(np.asarray(g["xstar"]))
+        q = torch.from_numpy(np.asarray(g["q"]))
+        jac = torch.from_numpy(np.asarray(g["jacobians"]))
+        n_unstable = torch.from_numpy(np.asarray(g["n_unstable"])).long()
+        stable = torch.from_numpy(np.asarray(g["stable"])).bool()
+        continuous = bool(g.attrs["continuous"])
+        tol_q = float(g.attrs["tol_q"])
+    vals, vecs = eigen(jac, continuous)
+    k, d = xstar.shape
+    model = load_model(run / "checkpoints" / f"{name}.pt").eval()
+    if hasattr(model, "smooth_surrogate"):
+        model = model.smooth_surrogate()
+    n_in = net.config.make_task().n_inputs
+    zeros_in = xstar.new_zeros(k, n_in)
+    fps = FixedPoints(xstar, zeros_in, q, xstar.clone(), jac, xstar.new_zeros(k, d, n_in), vals, vecs, n_unstable,
+                      stable, q > tol_q, continuous=continuous, tol_q=tol_q)
+    return fps, model
+
+
+def saddle_graph(fps, topo, max_index: int = 1):
+    """The saddle -> attractor graph as an undirected ``networkx.Graph``: the stable points, the saddles of index
+    1..``max_index`` (Maheswaranathan et al.'s graph: index-1 saddles between attractors; higher-index saddles, whose
+    many unstable directions land wherever their arbitrary eigenvector signs point, are left out), an edge from
+    each saddle to every attractor its unstable directions reach, and a node ``none`` for ends at no attractor.
+    Nodes are labelled by their index; points on no edge are left out."""
+    import networkx as nx
+
+    g = nx.Graph()
+    for saddle, attractor in sorted({(s, a) for s, _, _, a in topo.edges}):
+        if int(fps.n_unstable[saddle]) > max_index:
+            continue
+        g.add_node(saddle, label=f"i{int(fps.n_unstable[saddle])}")
+        end = "none" if attractor < 0 else attractor
+        g.add_node(end, label="none" if attractor < 0 else "i0")
+        g.add_edge(saddle, end)
+    return g
+
+
+def graph_class(fps, topo, max_index: int = 1) -> str:
+    """An isomorphism-invariant label of ``saddle_graph`` (its Weisfeiler-Lehman hash; isomorphic graphs always
+    share it, and for graphs this small and regular different ones practically never do)."""
+    import networkx as nx
+
+    return nx.weisfeiler_lehman_graph_hash(saddle_graph(fps, topo, max_index), node_attr="label", iterations=4)[:12]
+
+
+def describe_graph(g) -> str:
+    """``8 attractors, 12 saddles, attractor degrees [3x8]`` (each index-1 saddle one link between two memories)."""
+    if g.number_of_nodes() == 0:
+        return "no saddle of index 1 (no attractor linked to another)"
+    attractors = [n for n, d in g.nodes(data=True) if d["label"] == "i0"]
+    saddles = [n for n, d in g.nodes(data=True) if d["label"].startswith("i") and d["label"] != "i0"]
+    degrees: dict[int, int] = {}
+    for a in attractors:
+        degrees[g.degree(a)] = degrees.get(g.degree(a), 0) + 1
+    text = ", ".join(f"{k}x{v}" for k, v in sorted(degrees.items(), reverse=True))
+    extra = ", some ends at no attractor" if "none" in g else ""
+    return f"{len(attractors)} attractors, {len(saddles)} saddles, attractor degrees [{text}]{extra}"
+
+
+def network_topology(run: Path, net: Network, agg: AggregateSection) -> dict:
+    from fixedpoints import topology
+
+    fps, model = _fixed_points(run, net)
+    topo = topology(model, fps, epsilon=agg.topology_epsilon, max_steps=agg.topology_steps,
+                    match_tol=agg.match_tol)
+    graph = topo.graph()
+    index_1 = [s for s in graph if int(fps.n_unstable[s]) == 1]
+    return {
+        "n_points": len(fps),
+        "n_stable": int(fps.stable.sum()),
+        "by_index": {str(k): v for k, v in sorted(fps.by_index().items())},
+        "graph_class": graph_class(fps, topo),
+        "graph": describe_graph(saddle_graph(fps, topo)),
+        "n_saddles_linked": len(graph),
+        "index1_saddles_to_two_attractors": sum(1 for s in index_1 if len([a for a in graph[s] if a >= 0]) == 2),
+        "n_index1": len(index_1),
+        "ends_at_no_attractor": sum(1 for e in topo.edges if e[3] < 0),
+    }
+
+
+def network_features(folder: Path, net: Network, agg: AggregateSection, log=print) -> tuple[str, dict, np.ndarray]:
+    """``(key, facts, states)`` of a finished network, from the cache when its key still holds."""
+    run = folder / net.name
+    key = network_key(run, agg)
+    cache = folder / CACHE
+    meta_path, states_path = cache / f"{net.name}.json", cache / f"{net.name}.npy"
+    if meta_path.exists() and states_path.exists():
+        try:
+            meta = read_json(meta_path)
+            if meta.get("key") == key:
+                return key, meta["facts"], np.load(states_path, allow_pickle=False)
+        except (OutputError, OSError, ValueError, KeyError):
+            pass
+    t0 = time.perf_counter()
+    states = network_states(run, net, agg)
+    facts = {"topology": network_topology(run, net, agg)}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save given a path would add ".npy" to the temporary name
+            np.save(f, states, allow_pickle=False)
+
+    atomic_write(states_path, write)
+    _json_file(meta_path, {"key": key, "facts": facts})
+    log(f"aggregate: {net.name}: states {list(states.shape)}, {facts['topology']['n_stable']} stable points, "
+        f"graph {facts['topology']['graph_class']} ({time.perf_counter() - t0:.1f} s)")
+    return key, facts, states
+
+
+# --- the whole sweep ----------------------------------------------------------------------------------------
+
+def _distance(method: str, value: float) -> float:
+    return 1.0 - value if method in SIMILARITY_METHODS else value
+
+
+def distance_matrices(names, keys, states, methods, agg, cache_path: Path, log=print) -> dict:
+    """``method -> [n, n]`` distances (0 on the diagonal); pairs already computed are read from the cache."""
+    try:
+        cache = read_json(cache_path) if cache_path.exists() else {}
+    except OutputError:
+        cache = {}
+    n, new = len(names), 0
+    out = {}
+    for method in methods:
+        tag = f"{method}@{agg.svcca_keep}" if method == "svcca" else method
+        m = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                pair = f"{tag}|" + "|".join(sorted((keys[i], keys[j])))
+                if pair not in cache:
+                    cache[pair] = _distance(method, _similarity(states[i], states[j], method, agg.svcca_keep))
+                    new += 1
+                m[i, j] = m[j, i] = cache[pair]
+        out[method] = m
+    if new:
+        _json_file(cache_path, cache)
+        log(f"aggregate: {new} new pairwise distances ({len(cache)} cached)")
+    return out
+
+
+def within_between(d: np.ndarray, archs: list[str]) -> dict:
+    """Distances between networks of the same architecture against different ones (mean, std, count), and the
+    fraction of networks whose nearest other network has the same architecture."""
+    n = len(archs)
+    within = [d[i, j] for i in range(n) for j in range(i + 1, n) if archs[i] == archs[j]]
+    between = [d[i, j] for i in range(n) for j in range(i + 1, n) if archs[i] != archs[j]]
+
+    def stats(x):
+        return {"mean": float(np.mean(x)), "std": float(np.std(x)), "n": len(x)} if x else None
+
+    nn_same = []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        if others:
+            j = min(others, key=lambda k: d[i, k])
+            nn_same.append(archs[j] == archs[i])
+    per_arch = {}
+    for a in dict.fromkeys(archs):
+        idx = [i for i in range(n) if archs[i] == a]
+        w = [d[i, j] for i in idx for j in idx if i < j]
+        b = [d[i, j] for i in idx for j in range(n) if archs[j] != a]
+        per_arch[a] = {"within": stats(w), "to_others": stats(b)}
+    return {"within": stats(within), "between": stats(between),
+            "nearest_neighbour_same_architecture": float(np.mean(nn_same)) if nn_same else None,
+            "per_architecture": per_arch}
+
+
+def mds_embedding(d: np.ndarray, seed: int = 0) -> np.ndarray:
+    from sklearn.manifold import MDS
+
+    if len(d) < 3:
+        return np.zeros((len(d), 2))
+    mds = MDS(n_components=2, metric="precomputed", init="classical_mds", n_init=1, random_state=seed,
+              normalized_stress="auto")
+    return mds.fit_transform(d)
+
+
+def mds_figure(xy: np.ndarray, archs: list[str], names: list[str], title: str) -> Figure:
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for a in dict.fromkeys(archs):
+        idx = [i for i, x in enumerate(archs) if x == a]
+        ax.scatter(xy[idx, 0], xy[idx, 1], color=COLOURS.get(a), label=a, s=36, edgecolor="k", linewidth=0.4)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_xlabel("MDS 1")
+    ax.set_ylabel("MDS 2")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def matrix_figure(d: np.ndarray, names: list[str], title: str) -> Figure:
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(d, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(names)), names, fontsize=6)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return fig
+
+
+def _expected_attractors(net: Network):
+    n_bits = getattr(net.config.make_task(), "n_bits", None)
+    return 2 ** n_bits if net.task == "flipflop" and isinstance(n_bits, int) else None
+
+
+def aggregate_sweep(folder: Path, sweep: SweepConfig, networks: list[Network], state: dict, log=print,
+                    methods=SIMILARITY_METHODS) -> dict:
+    """Aggregate the finished networks of ``state`` (``pipeline.sweep.driver``); return the sweep summary."""
+    t0 = time.perf_counter()
+    agg = sweep.aggregate
+    entries = state["networks"]
+    done = [n for n in networks if entries.get(n.name, {}).get("status") == "done"]
+    summary = {"name": sweep.name, "n_networks": len(networks), "n_done": len(done),
+               "failed": {n: e.get("error") for n, e in entries.items() if e.get("status") == "failed"},
+               "not_run": sorted(n for n, e in entries.items() if e.get("status") not in ("done", "failed")),
+               "networks": {}, "geometry": {}, "architectures": {}}
+    feats = {}
+    for net in done:
+        try:
+            feats[net.name] = network_features(folder, net, agg, log)
+        except (OSError, KeyError, ValueError, RuntimeError, OutputError) as e:
+            log(f"aggregate: {net.name}: left out ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+            summary["failed"][net.name] = f"aggregation: {e}"
+    for net in networks:
+        e = entries.get(net.name, {})
+        row = {**net.axes(), "model": net.model, "status": e.get("status"), "score": e.get("score"),
+               "attempts": e.get("attempts")}
+        if net.name in feats:
+            row["topology"] = feats[net.name][1]["topology"]
+            row["expected_attractors"] = _expected_attractors(net)
+        summary["networks"][net.name] = row
+    figures = folder / "figures"
+    by_task: dict[str, list[Network]] = {}
+    for net in done:
+        if net.name in feats:
+            by_task.setdefault(net.task, []).append(net)
+    for task, nets in by_task.items():
+        names = [n.name for n in nets]
+        archs = [n.architecture for n in nets]
+        d = distance_matrices(names, [feats[x][0] for x in names], [feats[x][2] for x in names], methods, agg,
+                              folder / CACHE / PAIRS, log)
+        geo = {"networks": names, "architectures": archs}
+        suffix = "" if len(by_task) == 1 else f"_{task}"
+        for method, m in d.items():
+            xy = mds_embedding(m, agg.seed)
+            geo[method] = {"matrix": m.round(6).tolist(), "mds": xy.round(6).tolist(), **within_between(m, archs)}
+            save_figure(matrix_figure(m, names, f"{method.upper()} distance ({task})"),
+                        figures / f"{method}_distance{suffix}.png")
+            save_figure(mds_figure(xy, archs, names, f"MDS of {method.upper()} distances ({task})"),
+                        figures / f"mds_{method}{suffix}.png")
+        summary["geometry"][task] = geo
+    summary["architectures"] = _per_architecture(networks, summary["networks"])
+    summary["graph_classes"] = _class_names(summary["networks"])
+    summary["aggregate_seconds"] = round(time.perf_counter() - t0, 2)
+    _json_file(folder / SUMMARY, summary)
+    atomic_write_text(folder / REPORT, "\n".join(report_lines(summary)) + "\n")
+    log(f"aggregate: {len(feats)} networks compared; {folder / REPORT}")
+    return summary
+
+
+def _class_names(rows: dict) -> dict:
+    """Short names for the graph classes, most frequent first: hash -> ``G1``, ``G2``..."""
+    counts: dict[str, int] = {}
+    for r in rows.values():
+        c = r.get("topology", {}).get("graph_class")
+        if c:
+            counts[c] = counts.get(c, 0) + 1
+    ordered = sorted(counts, key=lambda c: (-counts[c], c))
+    described = {r["topology"]["graph_class"]: r["topology"].get("graph") for r in rows.values() if "topology" in r}
+    return {c: {"name": f"G{i + 1}", "count": counts[c], "graph": described.get(c)} for i, c in enumerate(ordered)}
+
+
+def _per_architecture(networks, rows: dict) -> dict:
+    out = {}
+    names = _class_names(rows)
+    for arch in dict.fromkeys(n.architecture for n in networks):
+        mine = [r for r in rows.values() if r["architecture"] == arch]
+        scores = [r["score"] for r in mine if isinstance(r.get("score"), (int, float))]
+        topo = [r for r in mine if "topology" in r]
+        expected = [r for r in topo if r.get("expected_attractors")]
+        classes: dict[str, int] = {}
+        for r in topo:
+            label = names[r["topology"]["graph_class"]]["name"]
+            classes[label] = classes.get(label, 0) + 1
+        out[arch] = {
+            "n": len(mine), "done": sum(r["status"] == "done" for r in mine),
+            "failed": sum(r["status"] == "failed" for r in mine),
+            "score_mean": float(np.mean(scores)) if scores else None,
+            "score_min": float(np.min(scores)) if scores else None,
+            "score_max": float(np.max(scores)) if scores else None,
+            "fraction_expected_stable_points": (sum(r["topology"]["n_stable"] == r["expected_attractors"]
+                                                    for r in expected) / len(expected)) if expected else None,
+            "stable_points": sorted(r["topology"]["n_stable"] for r in topo),
+            "graph_classes": dict(sorted(classes.items())),
+        }
+    return out
+
+
+def _fmt(x, spec=".3f") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else "–"
+
+
+def report_lines(s: dict) -> list[str]:
+    lines = [f"# Sweep {s['name']}", "",
+             f"{s['n_done']} of {s['n_networks']} networks finished, {len(s['failed'])} failed, "
+             f"{len(s['not_run'])} not run.", "", "## Architectures", "",
+             "| architecture | done | failed | score mean | min | max | expected stable points | stable points "
+             "| graph classes |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for a, r in s["architectures"].items():
+        frac = r["fraction_expected_stable_points"]
+        classes = ", ".join(f"{k}×{v}" for k, v in r["graph_classes"].items()) or "–"
+        lines.append(f"| {a} | {r['done']} | {r['failed']} | {_fmt(r['score_mean'], '.4f')} | "
+                     f"{_fmt(r['score_min'], '.4f')} | {_fmt(r['score_max'], '.4f')} | "
+                     f"{_fmt(frac, '.0%') if frac is not None else '–'} | {r['stable_points']} | {classes} |")
+    for task, geo in s["geometry"].items():
+        lines += ["", f"## Geometry ({task})", "",
+                  "Distances between networks driven by the same held-out trials (1 - similarity).", "",
+                  "| method | within architecture (mean ± std, pairs) | between architectures | nearest neighbour "
+                  "same architecture |", "| --- | --- | --- | --- |"]
+        for method in SIMILARITY_METHODS:
+            g = geo.get(method)
+            if not g:
+                continue
+            w, b = g["within"], g["between"]
+            ws = f"{w['mean']:.3f} ± {w['std']:.3f} ({w['n']})" if w else "–"
+            bs = f"{b['mean']:.3f} ± {b['std']:.3f} ({b['n']})" if b else "–"
+            nn = _fmt(g["nearest_neighbour_same_architecture"], ".0%")
+            lines.append(f"| {method.upper()} | {ws} | {bs} | {nn} |")
+        suffix = "" if len(s["geometry"]) == 1 else f"_{task}"
+        lines += ["", f"![MDS of SVCCA distances](figures/mds_svcca{suffix}.png)",
+                  f"![SVCCA distances](figures/svcca_distance{suffix}.png)"]
+    lines += ["", "## Networks", "", "| network | score | stable | by index | graph class |",
+              "| --- | --- | --- | --- | --- |"]
+    names = s.get("graph_classes", {})
+    for n, r in s["networks"].items():
+        t = r.get("topology", {})
+        cls = names.get(t.get("graph_class"), {}).get("name", "–")
+        lines.append(f"| {n} | {_fmt(r.get('score'), '.4f')} | {t.get('n_stable', '–')} | "
+                     f"{t.get('by_index', '–')} | {cls} |")
+    if names:
+        lines += ["", "Graph classes (stable points and index-1 saddles, each saddle linked to the attractors its "
+                  "unstable directions reach):", ""]
+        lines += [f"- {v['name']} ({v['count']} networks): {v.get('graph') or '–'}" for v in names.values()]
+    if s["failed"]:
+        lines += ["", "## Failed", ""] + [f"- {n}: {e}" for n, e in s["failed"].items()]
+    return lines
+
+
+__all__ = ["ARCHITECTURES", "aggregate_sweep", "graph_class", "saddle_graph", "within_between"]

@@ -1,0 +1,245 @@
+"""``fixedpoints.find`` on a person's own model: maps whose ``out.sum()`` has no gradient, start noise relative
+to the states, a warning when an attractor is missed, modules with their own ``forward(x, h)``, velocity fields
+passed as maps, unknown input widths, ``no_grad``/``inference_mode``, the model's dtype, degenerate points,
+the LSNN surrogate fed the LSNN's own rollout, and the figures."""
+
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+from scipy.optimize import brentq
+from torch import nn
+
+import fixedpoints
+
+torch.set_num_threads(1)
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from make_fixedpoint_nets import load_lsnn  # noqa: E402
+
+
+def grid(low=-3.0, high=3.0, n=9, dtype=torch.float64):
+    g = torch.linspace(low, high, n, dtype=dtype)
+    return torch.cartesian_prod(g, g)
+
+
+# --- the differentiability check uses random probes --------------------------------------------------------------
+
+ZERO_ROW_SUM = torch.tensor([[1.5, -1.5], [-1.5, 1.5]], dtype=torch.float64)  # A·1 = 0: d(sum f)/dx = 0 everywhere
+
+
+def test_a_smooth_map_whose_sum_has_no_gradient_is_accepted_and_solved():
+    """f(x) = tanh(x) A with A's rows summing to zero: ∂(Σ f)/∂x = diag(sech² x) A 1 = 0 at every x, yet the map
+    is smooth. Its fixed points: x₂ = -x₁ with x₁ = 3 tanh x₁, i.e. 0 (a saddle, J = A, eigenvalues 3 and 0) and
+    ±2.985 (stable)."""
+    fps = fixedpoints.find(lambda x, u: torch.tanh(x) @ ZERO_ROW_SUM, grid(), n_starts=81, noise=0.1)
+    root = brentq(lambda a: a - 3 * torch.tanh(torch.tensor(a)).item(), 1.0, 4.0)
+    assert fps.by_index() == {0: 2, 1: 1}
+    expected = torch.tensor([[root, -root], [-root, root], [0.0, 0.0]], dtype=torch.float64)
+    found = fps.xstar[torch.argsort(fps.n_unstable * 10 - fps.xstar[:, 0])]  # stable ones by x₁ descending, then 0
+    assert torch.allclose(found, expected, atol=1e-8)
+
+
+def test_a_constant_jacobian_map_with_zero_sum_gradient_is_solved_exactly():
+    a = torch.tensor([[0.3, -0.3], [0.2, -0.2]], dtype=torch.float64)  # rows sum to zero
+    b = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    fps = fixedpoints.find(lambda x, u: x @ a + b, grid(), n_starts=16, noise=0.1)
+    expected = torch.linalg.solve((torch.eye(2, dtype=torch.float64) - a).T, b)  # x (I - A) = b
+    assert len(fps) == 1 and torch.allclose(fps.xstar[0], expected, atol=1e-10)
+    assert torch.allclose(fps.jacobians[0], a.T, atol=1e-12)
+
+
+# --- modules with their own argument order; velocity fields; unknown input width; dt -----------------------------
+
+
+class InputFirst(nn.Module):
+    """A user's cell in PyTorch's order, ``forward(x, h)`` with x the input: h' = tanh(W h + U x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([[2.0, 0.0], [0.0, 0.5]], dtype=torch.float64))
+        self.u = nn.Parameter(torch.tensor([[1.0], [1.0]], dtype=torch.float64))
+
+    def forward(self, x, h):
+        return torch.tanh(h @ self.w.T + x @ self.u.T)
+
+
+def test_a_module_whose_forward_takes_the_input_first_is_called_that_way():
+    """h₁ = tanh(2h₁ + 0.1) has three roots, h₂ = tanh(0.5h₂ + 0.1) one: 2 stable points and a saddle."""
+    u = torch.tensor([0.1], dtype=torch.float64)
+    fps = fixedpoints.find(InputFirst(), grid(-1.5, 1.5), u, n_starts=81, noise=0.05)
+    h1 = sorted(brentq(lambda h: h - torch.tanh(torch.tensor(2 * h + 0.1)).item(), lo, hi)
+                for lo, hi in ((-1.5, -0.5), (-0.5, 0.2), (0.5, 1.5)))
+    h2 = brentq(lambda h: h - torch.tanh(torch.tensor(0.5 * h + 0.1)).item(), -1, 1)
+    assert fps.by_index() == {0: 2, 1: 1}
+    assert torch.allclose(torch.sort(fps.xstar[:, 0]).values, torch.tensor(h1, dtype=torch.float64), atol=1e-8)
+    assert torch.allclose(fps.xstar[:, 1], torch.full((3,), h2, dtype=torch.float64), atol=1e-8)
+    assert "input, state" in fps.info["model"]
+
+
+class Ambiguous(nn.Module):
+    def forward(self, a, b):
+        return torch.tanh(0.5 * a + b)
+
+
+def test_a_module_whose_argument_order_cannot_be_told_gets_one_clear_line():
+    with pytest.raises(ValueError, match="state_first=True or False"):
+        fixedpoints.find(Ambiguous(), grid(), torch.zeros(2, dtype=torch.float64), n_starts=8)
+    fps = fixedpoints.find(Ambiguous(), grid(), torch.zeros(2, dtype=torch.float64), n_starts=8, state_first=True)
+    assert len(fps) == 1 and float(fps.xstar.abs().max()) < 1e-8  # x = tanh(x / 2) only at 0
+
+
+def flow_states(velocity, n_steps=100, dt=0.05):
+    """States a flow visits: Euler trajectories from a grid, ``[31, n_steps, 1]``."""
+    x = torch.linspace(-1.5, 1.5, 31, dtype=torch.float64)[:, None]
+    out = []
+    for _ in range(n_steps):
+        x = x + dt * velocity(x, None)
+        out.append(x)
+    return torch.stack(out, dim=1)
+
+
+def test_a_velocity_field_passed_without_continuous_gets_one_clear_line():
+    velocity = lambda x, u: x - x**3  # noqa: E731  (ẋ = x - x³: roots -1, 0, 1)
+    states = flow_states(velocity)
+    with pytest.raises(ValueError, match="looks like a velocity field.*continuous=True"):
+        fixedpoints.find(velocity, states, n_starts=31, noise=0.0)
+    fps = fixedpoints.find(velocity, states, n_starts=None, noise=0.0, continuous=True)
+    assert torch.allclose(torch.sort(fps.xstar[:, 0]).values, torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64))
+    # a map is not mistaken for a velocity, on the states it visits
+    step = lambda x, u: torch.tanh(2 * x)  # noqa: E731
+    visited = fixedpoints.state_trajectories(step, torch.zeros(31, 50, 0, dtype=torch.float64),
+                                             x0=torch.linspace(-1.5, 1.5, 31, dtype=torch.float64)[:, None])
+    assert fixedpoints.find(step, visited, n_starts=None, noise=0.0).by_index() == {0: 2, 1: 1}
+
+
+def test_inputs_none_with_an_unknown_input_width_is_a_clear_error():
+    b = torch.tensor([[1.0], [0.5]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="inputs=None.*input width.*pass inputs"):
+        fixedpoints.find(lambda x, u: torch.tanh(x + u @ b.T), grid(), n_starts=8)
+    fps = fixedpoints.find(lambda x, u: torch.tanh(0.5 * x + u @ b.T), grid(), torch.zeros(1, dtype=torch.float64),
+                           n_starts=8)
+    assert len(fps) == 1
+
+
+class BistableFlow(nn.Module):
+    """ẋ = x - x³ per unit, with an attribute named ``dt`` that is not a simulation step."""
+
+    dt = 5.0  # e.g. the sampling interval of the user's data; an Euler step this long would diverge
+
+    def velocity(self, x, u):
+        return x - x**3
+
+
+def test_topology_of_a_continuous_model_takes_dt_as_an_argument_not_from_attributes():
+    fps = fixedpoints.find(BistableFlow(), torch.linspace(-1.5, 1.5, 31, dtype=torch.float64)[:, None],
+                           n_starts=31, noise=0.0)
+    saddle = int((fps.n_unstable == 1).nonzero()[0, 0])
+    ends = {int(fps.xstar[a, 0].round()) for s, _, _, a in fixedpoints.topology(BistableFlow(), fps).edges
+            if s == saddle}
+    assert ends == {-1, 1}  # the default step (0.1 / max |λ|) integrates; dt = 5 would have diverged
+    explicit = fixedpoints.topology(BistableFlow(), fps, dt=0.05)
+    assert {int(fps.xstar[a, 0].round()) for _, _, _, a in explicit.edges} == {-1, 1}
+    with pytest.raises(ValueError, match="give dt"):
+        fixedpoints.state_trajectories(BistableFlow(), torch.zeros(2, 5, 1), x0=torch.ones(2, 1))
+
+
+# --- no_grad / inference_mode; the model's dtype ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_find_works_inside_no_grad_and_inference_mode(context):
+    cell = nn.RNNCell(1, 2, nonlinearity="tanh")
+    with torch.no_grad():
+        cell.weight_hh.copy_(torch.tensor([[2.0, 0.0], [0.0, 0.5]]))
+        cell.weight_ih.zero_()
+        cell.bias_ih.zero_()
+        cell.bias_hh.zero_()
+    with context():
+        states = grid(-1.5, 1.5, dtype=torch.float32)  # made under the context too
+        fps = fixedpoints.find(cell, states, n_starts=81, noise=0.05)
+    root = brentq(lambda h: h - torch.tanh(torch.tensor(2 * h, dtype=torch.float64)).item(), 0.5, 1.5)
+    assert fps.by_index() == {0: 2, 1: 1}
+    assert torch.allclose(torch.sort(fps.xstar[:, 0].double()).values,
+                          torch.tensor([-root, 0.0, root], dtype=torch.float64), atol=1e-6)
+
+
+def test_float32_model_gives_float32_points_polished_in_float64():
+    cell = nn.GRUCell(1, 3)
+    readout = nn.Linear(3, 1)
+    states = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) * 0.3
+    fps = fixedpoints.find(cell, states, n_starts=64)
+    assert fps.xstar.dtype == torch.float32 and fps.inputs.dtype == torch.float32
+    assert fps.q.dtype == torch.float64 and float(fps.q.max()) <= 1e-12  # the polish ran in float64
+    assert readout(fps.xstar).shape == (len(fps), 1)  # usable with the model's own layers as returned
+
+
+# --- degenerate points ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_points_with_an_eigenvalue_on_the_stability_boundary_are_flagged(continuous):
+    """One linear system per case, its only eigenvalues known: 0.5 (or -0.5) and a slow one 3e-6 inside the
+    boundary (degenerate) or 0.1 inside (not)."""
+    for gap, degenerate in ((3e-6, True), (0.1, False)):
+        if continuous:
+            diag = torch.tensor([-0.5, -gap], dtype=torch.float64)
+            fn = lambda x, u, d=diag: x * d + torch.tensor([1.0, gap], dtype=torch.float64)  # noqa: E731
+        else:
+            diag = torch.tensor([0.5, 1 - gap], dtype=torch.float64)
+            fn = lambda x, u, d=diag: x * d + torch.tensor([1.0, gap], dtype=torch.float64)  # noqa: E731
+        fps = fixedpoints.find(fn, grid(0, 3), n_starts=16, noise=0.1, continuous=continuous)
+        assert len(fps) == 1 and bool(fps.degenerate[0]) == degenerate
+        assert fixedpoints.summarize(fps)["n_degenerate"] == int(degenerate)
+        assert ("degenerate" in repr(fps)) == degenerate
+
+
+# --- the LSNN surrogate takes the LSNN's own rollout --------------------------------------------------------------
+
+
+def test_the_lsnn_surrogate_accepts_the_lsnns_rollout_states_or_says_what_to_pass():
+    from spiking import LSNN, LSNNConfig
+
+    net = LSNN(LSNNConfig(n_lif=4, n_alif=2, n_inputs=1, n_outputs=1), seed=0).eval()
+    surrogate = fixedpoints.surrogate_for(net)
+    with torch.no_grad():
+        rollout = net(torch.zeros(2, 30, 1))
+    assert rollout.states.shape[-1] == 8  # v of 6 units, b of 2 ALIF units; the surrogate's state is 18 wide
+    mapped = surrogate.states_from_rollout(rollout.states)
+    v, b, z = surrogate.split(mapped)
+    assert torch.equal(v, rollout.states[..., :6]) and torch.equal(b[..., 4:], rollout.states[..., 6:])
+    thr = net.neurons.threshold + net.neurons.beta * b
+    assert torch.allclose(z, torch.sigmoid((v - thr) / (thr * surrogate.temperature)))
+    assert torch.allclose(b[..., :4], z[..., :4])
+    with pytest.raises(ValueError, match="rollout states.*pass lsnn"):
+        fixedpoints.find(surrogate, torch.zeros(5, 7))
+
+
+@pytest.fixture(scope="module")
+def default_lsnn():
+    import tasks
+
+    net, payload = load_lsnn()
+    task = tasks.make("flipflop", **payload["task"]["params"])
+    batch = task.held_out().sample(16, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        rollout = net(batch.inputs)
+    return net, payload, batch, rollout
+
+
+def test_the_default_flipflop_lsnn_has_its_8_memories_at_the_defaults(default_lsnn):
+    """The default run's LSNN (tests/data/make_fixedpoint_nets.py lsnn: configs/flipflop.yaml's lsnn section,
+    seed 0): from its own rollout, at the defaults, 8 stable points, one per 3-bit memory its readout reports."""
+    net, payload, batch, rollout = default_lsnn
+    assert payload["held_out_score"] >= 0.95
+    surrogate = fixedpoints.surrogate_for(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no gap warning either
+        fps = fixedpoints.find(surrogate, rollout.states)
+    stable = fps[fps.stable]
+    assert len(stable) == 8 and float(stable.q.max()) <= 1e-12
+    with torch.no_grad():
+        bits = surrogate.readout(stable.xstar) > 0
+    assert len({tuple(row.tolist()) for row in bits}) == 8
