@@ -453,7 +453,10 @@ def fit(spikes, cfg=None, *, valid_spikes=None, device="auto", seed: int = 0, ch
     if valid_spikes is not None:
         valid = check_spikes(valid_spikes, "valid_spikes", n_bins=x.shape[1], n_neurons=x.shape[2])
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    model = LFADS(model_cfg, seed=seed).to(dev).train()
+    model = LFADS(model_cfg, seed=seed)
+    with torch.no_grad():  # start the rates at each neuron's mean count (a checkpoint, if any, replaces it)
+        model.readout.bias.copy_(x.mean(dim=(0, 1)).clamp_min(1e-3).log())
+    model = model.to(dev).train()
     x = x.to(dev)
     valid = valid.to(dev) if valid is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)

@@ -18,6 +18,11 @@ times the rest of the step). So the kernel is called with ``recurrent=gathered_r
 the units that spiked, ``Σ_j ω[:, j]``, gathered from their columns (the same numbers as the dense call, summed in
 another order; ``tests/test_force.py`` checks spike for spike), every other equation the kernel's own.
 A GPU takes the dense call (``propagation="dense"``), where gathering would synchronise the host every step.
+
+``simulate_spiking_force`` and ``fit_spiking_force`` also take a list of M networks (seeds): one trial each, run
+side by side (states ``[M,N]``, the M RLS matrices in one ``[M,N,N]`` tensor), each network's spikes and readout
+those of running it alone (``tests/test_force.py``). The per-step cost on a CPU is mostly Python and kernel
+launches, so M seeds cost little more than one until the RLS updates dominate.
 """
 
 from __future__ import annotations
@@ -316,12 +321,13 @@ def sine_target(n_steps: int, rate_dt_ms: float, freq_hz: float = 5.0, amplitude
 
 def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms: float, test_ms: float,
                       rls_every_ms: float = 2.5, raster_units: int = 100, propagation: str = "auto",
-                      rls_float64: bool = False):
+                      rls_float64: bool = False, p0: float | None = None):
     """N&C's protocol for a generation target (no input): ``settle_ms`` without learning, ``train_ms`` with RLS
     every ``rls_every_ms``, ``test_ms`` with learning off; ``target [T,O]`` holds one value per rate step over the
     whole run (a target of another length is refused before anything runs). The test RMSE is over the test
     window. ``model``: one network (returns its ``SpikingForceFit``) or a list of networks trained side by side
-    in one simulation (returns one ``SpikingForceFit`` each; ``seconds`` is the whole call's)."""
+    in one simulation (returns one ``SpikingForceFit`` each; ``seconds`` is the whole call's). ``p0``: P(0) = p0·I
+    (None: ``simulate_spiking_force``'s default)."""
     import time
 
     nets = _stack_networks(model)
@@ -347,7 +353,7 @@ def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms
     t0 = time.perf_counter()
     run = simulate_spiking_force(model, inputs, targets=target.unsqueeze(0).expand(m, -1, -1), learn=learn,
                                  rls_every=every, raster_units=raster_units, propagation=propagation,
-                                 rls_float64=rls_float64)
+                                 rls_float64=rls_float64, p0=p0)
     seconds = time.perf_counter() - t0
     f, test = target.float(), slice(stop, n_steps)
     amp = float((f[test].max() - f[test].min()) / 2)
@@ -364,6 +370,27 @@ def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms
                                   run.n_updates)
         fits.append(SpikingForceFit(z, f, (start, stop), err, amp, own, seconds))
     return fits[0] if isinstance(model, SpikingForce) else fits
+
+
+def phase_drift(fit: SpikingForceFit, dt_ms: float, freq_hz: float = 5.0, window_ms: float = 1000.0) -> torch.Tensor:
+    """Where the test error comes from: per window of ``window_ms`` of the test, the least-squares fit of the
+    output to ``a·sin(2πft) + b·cos(2πft)``: ``[W,2]`` rows of (phase in rad relative to the target sin(2πft),
+    positive = ahead; amplitude). A drifting phase at a steady amplitude is a learned oscillator that runs at a
+    slightly other frequency or diffuses in phase (the spiking FORCE failures); a falling amplitude is a loop
+    that loses the oscillation."""
+    start = fit.train_steps[1]
+    z = fit.outputs[start:, 0].double()
+    t = torch.arange(start + 1, start + len(z) + 1, dtype=torch.float64) * (dt_ms / 1000.0)
+    per = round(window_ms / dt_ms)
+    if per < 2 or len(z) < per:
+        raise ValueError(f"window_ms {window_ms} must hold at least 2 steps and fit in the test ({len(z)} steps)")
+    rows = []
+    for w in range(len(z) // per):
+        part = slice(w * per, (w + 1) * per)
+        basis = torch.stack([torch.sin(2 * math.pi * freq_hz * t[part]), torch.cos(2 * math.pi * freq_hz * t[part])], 1)
+        a, b = torch.linalg.lstsq(basis, z[part, None]).solution[:, 0]
+        rows.append([math.atan2(float(b), float(a)), float(torch.hypot(a, b))])
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 def plot_spiking_force(fit: SpikingForceFit, dt_ms: float, lif_dt_ms: float, n_raster: int = 50,

@@ -42,7 +42,13 @@ import torch
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 from baselines.force import ForceConfig, ForceRNN, fit_force, rmse, seed_cosine  # noqa: E402
-from baselines.spiking_force import SpikingForce, SpikingForceConfig, fit_spiking_force, sine_target  # noqa: E402
+from baselines.spiking_force import (  # noqa: E402
+    SpikingForce,
+    SpikingForceConfig,
+    fit_spiking_force,
+    phase_drift,
+    sine_target,
+)
 
 T_MAX, LEARN_UNTIL, PERIOD = 800, 300, 50.0
 
@@ -111,22 +117,25 @@ def ours(models) -> tuple[float, list[float]]:
     return seconds, [rmse(z[LEARN_UNTIL:], target[LEARN_UNTIL:]) for z in fit.outputs]
 
 
-def spiking(seeds: list[int], n_units: int, overrides: dict) -> None:
+def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = None) -> None:
     """N&C's protocol on each seed, side by side in one call."""
     cfg = SpikingForceConfig(n_units=n_units, **overrides)
     settle, train, test = 5000.0, 5000.0, 5000.0
     target = sine_target(round((settle + train + test) / cfg.rate_dt_ms), cfg.rate_dt_ms)
     fits = fit_spiking_force([SpikingForce(cfg, seed=s) for s in seeds], target, settle_ms=settle, train_ms=train,
-                             test_ms=test, raster_units=0)
+                             test_ms=test, raster_units=0, p0=p0)
     errors = [f.test_rmse for f in fits]
     rates = [float(f.run.n_spikes.mean()) / ((settle + train + test) / 1000) for f in fits]
-    for s, e, r in zip(seeds, errors, rates):
-        print(f"seed {s}: test RMSE {e:.4f} of the amplitude, {r:.1f} Hz")
+    phases = [phase_drift(f, cfg.rate_dt_ms)[:, 0].tolist() for f in fits]  # per test second, rad
+    for s, e, r, ph in zip(seeds, errors, rates, phases):
+        print(f"seed {s}: test RMSE {e:.4f} of the amplitude, {r:.1f} Hz; phase per test second (rad) "
+              f"{', '.join(f'{v:+.2f}' for v in ph)}")
     print(f"spiking FORCE, N {n_units}, {len(seeds)} seeds in {fits[0].seconds:.0f} s: median "
           f"{float(np.median(errors)):.4f}, max {max(errors):.4f}, {sum(e <= 0.2 for e in errors)}/{len(seeds)} <= 0.2")
     print(json.dumps({"bench": "spiking_force", "n_units": n_units, "seeds": seeds,
                       "test_rmse": [round(e, 4) for e in errors], "rate_hz": [round(r, 2) for r in rates],
-                      "config": cfg.config_dict(), "seconds": round(fits[0].seconds, 1),
+                      "phase_rad_per_test_s": [[round(v, 3) for v in ph] for ph in phases],
+                      "config": cfg.config_dict(), "p0": p0, "seconds": round(fits[0].seconds, 1),
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
@@ -139,11 +148,12 @@ def main() -> None:
     ap.add_argument("--spiking", type=int, nargs="+", metavar="SEED", help="run spiking FORCE on these seeds")
     ap.add_argument("--gain", type=float, help="spiking: G (default: SpikingForceConfig's)")
     ap.add_argument("--feedback-scale", type=float, help="spiking: Q (default: SpikingForceConfig's)")
+    ap.add_argument("--p0", type=float, help="spiking: P(0) = p0·I (default: fit_spiking_force's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.spiking:
         chosen = {"gain": args.gain, "feedback_scale": args.feedback_scale}
-        spiking(args.spiking, args.n_units or 2000, {k: v for k, v in chosen.items() if v is not None})
+        spiking(args.spiking, args.n_units or 2000, {k: v for k, v in chosen.items() if v is not None}, args.p0)
         return
     n = args.n_units or 1000
 

@@ -86,9 +86,9 @@ def chaotic(args) -> dict:
     data = chaotic_rnn_dataset(seed=args.seed)
     train, valid, test = data.split((0.7, 0.1, 0.2))
     fit_cfg = LFADSFitConfig.from_dict({
-        "model": {"co_dim": 0, "gen_dim": 100, "fac_dim": 20, "ic_enc_dim": 64, "dropout": 0.1},
-        "train": {"n_steps": args.steps, "batch_size": 64, "lr": 0.004, "lr_decay": 0.5,
-                  "lr_decay_every": max(1, args.steps // 3), "kl_ramp_steps": 200, "eval_every": 100}})
+        "model": {"co_dim": 0, "gen_dim": 64, "fac_dim": 20, "ic_enc_dim": 64, "dropout": 0.05},
+        "train": {"n_steps": args.steps, "batch_size": 32, "lr": 0.008, "lr_decay": 0.5,
+                  "lr_decay_every": max(1, args.steps // 3), "kl_ramp_steps": 100, "eval_every": 50}})
     res = run_fit(train, valid, test, fit_cfg, None, args.time_limit, args.seed)
     res.pop("result")
     return {"bench": "lfads-chaotic-rnn", **res}

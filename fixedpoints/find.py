@@ -94,6 +94,10 @@ def _flat_inputs(inputs, lead: tuple, n_rows: int, dyn: Dynamics, like: torch.Te
     return inputs.to(like.dtype)
 
 
+class MapCallError(ValueError):
+    """The model raised when called on the states and inputs (wrong widths, most often)."""
+
+
 def check_map(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor) -> None:
     """One clear error if the model cannot be analysed: it fails on these shapes, returns the wrong shape
     or non-finite values, or is not differentiable with respect to the state."""
@@ -102,7 +106,7 @@ def check_map(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor) -> None:
         with torch.enable_grad():
             out = dyn.fn(x, u)
     except Exception as err:
-        raise ValueError(f"{dyn.description} failed on states {list(x.shape)} and inputs {list(u.shape)}: "
+        raise MapCallError(f"{dyn.description} failed on states {list(x.shape)} and inputs {list(u.shape)}: "
                          f"{type(err).__name__}: {err} (is the state width or the input width wrong?)") from err
     if not torch.is_tensor(out):
         raise TypeError(f"{dyn.description} returned a {type(out).__name__}; it must return a tensor, the next state "
@@ -306,10 +310,11 @@ def find(
         fast, precise = resolve_order(fast, precise, x0[:64], u0[:64])
         try:
             check_map(fast, x0[:64], u0[:64])
-        except ValueError as err:
+        except MapCallError as err:
             if inputs is None and fast.n_inputs is None:
-                raise ValueError(f"inputs=None, and the input width of {fast.description} is not known (it fails with "
-                                 "no input): pass inputs, e.g. torch.zeros(I) for a zero input of width I") from err
+                raise ValueError(f"{err}; inputs=None and the input width of {fast.description} is not known, so it "
+                                 "was called with a width-0 input: if it takes an input, pass inputs, e.g. "
+                                 "torch.zeros(I) for a zero input of width I") from err
             raise
         check_time_kind(fast, x0[:256], u0[:256])
         solved = minimize(fast, precise, x0, u0, solver)
@@ -418,7 +423,9 @@ def state_trajectories(model, inputs, x0=None, continuous: bool | None = None, d
     ``[B,T,D]`` in the layout ``find`` uses (for an LSTM the concatenated ``[h, c]``). A continuous-time
     model is run by Euler steps of ``dt`` (required then, in the model's time unit)."""
     with dynamics_of(model, continuous, None, state_first, dt) as (dyn, _):
-        inputs = _as_tensor(inputs, "inputs").to(device=dyn.device or "cpu", dtype=dyn.dtype or torch.float32)
+        given = x0 if torch.is_tensor(x0) and x0.is_floating_point() else None  # a plain callable: x0's dtype
+        dtype = dyn.dtype or (given.dtype if given is not None else torch.float32)
+        inputs = _as_tensor(inputs, "inputs").to(device=dyn.device or "cpu", dtype=dtype)
         if x0 is None:
             if dyn.n_state is None:
                 raise ValueError(f"give x0: the state width of {dyn.description} is not known")

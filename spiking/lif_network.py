@@ -17,6 +17,7 @@ from ratenets.checkpoint import register_model
 from ratenets.rollout import Rollout
 
 from .lif import LIFParams, LIFState, initial_state, lif_step, synapse_constants
+from .meanfield import LIFMeanField  # imports only spiking.lif: no cycle
 from .rates import mean_rate_hz
 from .simulate import simulate, spikes_from_events, warmup_steps
 
@@ -218,8 +219,6 @@ class LIFNetwork(nn.Module):
         """This network's own smooth map (``spiking.meanfield.LIFMeanField``): rates r (spikes/s) → the Siegert rate
         of the mean input ``W/λ·r + W_in u + bias``, with the membrane noise's σ; its fixed points depend on λ, τm,
         θ, V_reset, t_ref and the noise, unlike the rate network's. Needs no rate network (works from a checkpoint)."""
-        from .meanfield import LIFMeanField
-
         return LIFMeanField(self, sigma_mv)
 
     def smooth_surrogate(self) -> nn.Module:

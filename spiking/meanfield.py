@@ -48,11 +48,14 @@ def membrane_sigma_mv(params: LIFParams) -> float:
     return params.noise_std_mv * math.sqrt(params.tau_m_ms / params.lif_dt_ms)
 
 
-def siegert_rate_hz(mu_mv: torch.Tensor, sigma_mv: float, params: LIFParams) -> torch.Tensor:
-    """Φ(μ, σ) of the module docstring in spikes/s (float64 inside, differentiable in μ)."""
-    if not sigma_mv > 0:
-        raise ValueError(f"the Siegert rate needs membrane noise sigma > 0 mV, got {sigma_mv}")
+def siegert_rate_hz(mu_mv: torch.Tensor, sigma_mv, params: LIFParams) -> torch.Tensor:
+    """Φ(μ, σ) of the module docstring in spikes/s (float64 inside, differentiable in μ and σ; ``sigma_mv`` a
+    number or a tensor broadcastable to ``mu_mv``)."""
+    if not bool((torch.as_tensor(sigma_mv) > 0).all()):
+        raise ValueError(f"the Siegert rate needs noise sigma > 0 mV, got {sigma_mv}")
     mu = mu_mv.to(torch.float64)
+    if torch.is_tensor(sigma_mv):
+        sigma_mv = sigma_mv.to(torch.float64)
     lower = ((params.v_reset_mv - mu) / sigma_mv).clamp(max=_X_MAX)
     upper = ((params.v_threshold_mv - mu) / sigma_mv).clamp(max=_X_MAX)
     nodes = torch.as_tensor(_NODES, device=mu.device)
@@ -68,8 +71,9 @@ class LIFMeanField(nn.Module):
     """The mean-field map of a ``LIFNetwork`` (module docstring): state ``r [B, N]`` in spikes/s, continuous time
     in ms, ``velocity(r, u) = (Φ(μ(r, u), σ) − r) / τd``. Holds float64 copies of the network's weights."""
 
-    def __init__(self, lif_net: nn.Module, sigma_mv: float | None = None):
+    def __init__(self, lif_net: nn.Module, sigma_mv: float | None = None, shot_noise: bool = True):
         super().__init__()
+        self.shot_noise = bool(shot_noise)
         self.params: LIFParams = lif_net.params
         self.sigma_mv = membrane_sigma_mv(self.params) if sigma_mv is None else float(sigma_mv)
         if not self.sigma_mv > 0:
@@ -87,9 +91,22 @@ class LIFMeanField(nn.Module):
     def mean_input_mv(self, r: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return r @ self.w_rec.to(r).T + u @ self.w_in.to(r).T + self.params.bias_mv
 
+    def shot_gain(self) -> torch.Tensor:
+        """``c_i = ∫K_i² dt = 1000 / (2 (τr + τd_i))`` (1/s) of each unit's normalised synaptic kernel."""
+        return 1000.0 / (2.0 * (self.params.tau_rise_ms + self.tau_d_ms))
+
+    def sigma_of(self, r: torch.Tensor) -> torch.Tensor:
+        """Per-unit σ (mV): the membrane noise's, plus (``shot_noise``) the recurrent spikes' current variance
+        ``Var I_i = c_i Σ_j (W_ij/λ)² r_j`` (Poisson trains; counted in Brunel's σ as 2·Var, the variance V takes
+        when the current is slow next to τm)."""
+        base = torch.full_like(r, self.sigma_mv ** 2)
+        if self.shot_noise:
+            base = base + 2.0 * self.shot_gain().to(r) * (r.clamp(min=0.0) @ (self.w_rec.to(r) ** 2).T)
+        return base.sqrt()
+
     def rate_map(self, r: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """``Φ(μ(r, u), σ)``: the rates a state ``r`` drives (spikes/s)."""
-        return siegert_rate_hz(self.mean_input_mv(r, u), self.sigma_mv, self.params)
+        """``Φ(μ(r, u), σ(r))``: the rates a state ``r`` drives (spikes/s)."""
+        return siegert_rate_hz(self.mean_input_mv(r, u), self.sigma_of(r), self.params)
 
     def velocity(self, r: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return (self.rate_map(r, u) - r) / self.tau_d_ms.to(r)
@@ -123,13 +140,18 @@ class MeanFieldPoints(NamedTuple):
         return MeanFieldPoints(*(t[index] for t in self))
 
 
-def _map_and_slope(mf: LIFMeanField, r: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``Φ(μ(r, u))`` and ``dΦ/dμ`` at the same points (Φ acts per unit, so one backward pass gives the slope)."""
+def _map_and_jacobian(mf: LIFMeanField, r: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Φ(μ(r, u), σ(r))`` and its Jacobian in r, ``diag(∂Φ/∂μ)·W/λ + diag(∂Φ/∂σ · c/σ)·(W/λ)²`` (Φ acts unit by
+    unit, so one backward pass gives both partial derivatives)."""
     with torch.enable_grad():
         mu = mf.mean_input_mv(r, u).detach().requires_grad_(True)
-        phi = siegert_rate_hz(mu, mf.sigma_mv, mf.params)
-        (slope,) = torch.autograd.grad(phi.sum(), mu)
-    return phi.detach(), slope
+        sigma = mf.sigma_of(r).detach().requires_grad_(True)
+        phi = siegert_rate_hz(mu, sigma, mf.params)
+        d_mu, d_sigma = torch.autograd.grad(phi.sum(), (mu, sigma))
+    jac = d_mu[:, :, None] * mf.w_rec
+    if mf.shot_noise:
+        jac = jac + (d_sigma * mf.shot_gain() / sigma.detach())[:, :, None] * mf.w_rec ** 2
+    return phi.detach(), jac
 
 
 @torch.no_grad()
@@ -144,24 +166,26 @@ def mean_field_fixed_points(mf: LIFMeanField, starts: torch.Tensor, u: torch.Ten
     u = torch.zeros(mf.n_inputs, dtype=torch.float64) if u is None else u.to(torch.float64)
     u = u.expand(r.shape[0], mf.n_inputs)
     eye = torch.eye(n, dtype=torch.float64)
+    active = torch.arange(r.shape[0])
     for _ in range(n_newton):
-        phi, slope = _map_and_slope(mf, r, u)
-        g = phi - r
-        if g.abs().max() < tol_hz:
+        phi, jac = _map_and_jacobian(mf, r[active], u[active])
+        g = phi - r[active]
+        moving = g.abs().amax(dim=1) >= tol_hz
+        active, g, jac = active[moving], g[moving], jac[moving]
+        if len(active) == 0:
             break
-        jac = slope[:, :, None] * mf.w_rec - eye
-        step = torch.linalg.solve(jac, -g[..., None])[..., 0]
-        r = (r + step).clamp(min=0.0)  # a rate is never negative (Φ > 0 everywhere)
-    phi, slope = _map_and_slope(mf, r, u)
+        step = torch.linalg.solve(jac - eye, -g[..., None])[..., 0]
+        r[active] = (r[active] + step).clamp(min=0.0)  # a rate is never negative (Φ > 0 everywhere)
+    phi, jac = _map_and_jacobian(mf, r, u)
     residual = (phi - r).abs().amax(dim=1)
     keep = torch.isfinite(residual) & (residual < tol_hz)
-    r, slope, residual = r[keep], slope[keep], residual[keep]
+    r, jac, residual = r[keep], jac[keep], residual[keep]
     chosen: list[int] = []
     for k in torch.argsort(residual).tolist():
         if all(float((r[k] - r[j]).abs().max()) > merge_hz for j in chosen):
             chosen.append(k)
-    r, slope, residual = r[chosen], slope[chosen], residual[chosen]
-    jac = (slope[:, :, None] * mf.w_rec - eye) / mf.tau_d_ms[None, :, None]
+    r, jac, residual = r[chosen], jac[chosen], residual[chosen]
+    jac = (jac - eye) / mf.tau_d_ms[None, :, None]
     eigvals = torch.linalg.eigvals(jac) if len(r) else torch.zeros(0, n, dtype=torch.complex128)
     n_unstable = (eigvals.real > 0).sum(dim=1)
     order = torch.argsort(n_unstable, stable=True)
@@ -232,7 +256,7 @@ def simulate_from_rates(lif_net, mean_field: LIFMeanField, start_hz: torch.Tenso
     hi = torch.full_like(target, p.v_threshold_mv + 300.0)
     for _ in range(60):
         mid = (lo + hi) / 2
-        too_low = siegert_rate_hz(mid, mean_field.sigma_mv, p) < target
+        too_low = siegert_rate_hz(mid, mean_field.sigma_of(target), p) < target
         lo, hi = torch.where(too_low, mid, lo), torch.where(too_low, hi, mid)
     extra = (lo + hi) / 2 - (target @ mean_field.w_rec.T + p.bias_mv)
     n_in, n = lif_net.cfg.n_inputs, lif_net.n_units

@@ -136,7 +136,8 @@ def test_container_indexing_concat_save_load_summary_pca(tmp_path):
     assert torch.equal(back.xstar, fps.xstar) and torch.equal(back.eigvals, fps.eigvals) and back.continuous
     assert not (tmp_path / "fps.h5.tmp").exists()
     summary = fixedpoints.summarize(fps)
-    assert summary == {"n": 3, "by_index": {"0": 2, "1": 1}, "max_q": pytest.approx(float(fps.q.max()))}
+    assert summary == {"n": 3, "by_index": {"0": 2, "1": 1}, "max_q": pytest.approx(float(fps.q.max())),
+                       "n_degenerate": 0}
     z = fps.project(n_components=2)
     assert z.shape == (3, 2)
 

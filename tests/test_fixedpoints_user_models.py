@@ -3,6 +3,7 @@ to the states, a warning when an attractor is missed, modules with their own ``f
 passed as maps, unknown input widths, ``no_grad``/``inference_mode``, the model's dtype, degenerate points,
 the LSNN surrogate fed the LSNN's own rollout, and the figures."""
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -49,6 +50,54 @@ def test_a_constant_jacobian_map_with_zero_sum_gradient_is_solved_exactly():
     expected = torch.linalg.solve((torch.eye(2, dtype=torch.float64) - a).T, b)  # x (I - A) = b
     assert len(fps) == 1 and torch.allclose(fps.xstar[0], expected, atol=1e-10)
     assert torch.allclose(fps.jacobians[0], a.T, atol=1e-12)
+
+
+# --- start noise relative to the states; attractors found in simulation are not missed ------------------------------
+
+
+def three_attractor_gru(scale: float) -> nn.GRU:
+    """A stock GRU whose gates are held open (z ≈ 0, r ≈ 1), so h' = tanh(W h + b) exactly in the limit:
+    unit 1 is bistable (h₁ = tanh 2h₁), unit 2 is bistable only when h₁ < 0 (h₂ = tanh(2h₂ + 0.8h₁ + 0.5)): three
+    attractors. ``scale`` shrinks the state: the map is conjugated by h → scale·h, its points scale with it."""
+    gru = nn.GRU(1, 2, batch_first=True).double()
+    w = torch.tensor([[2.0, 0.0], [0.8, 2.0]], dtype=torch.float64)
+    with torch.no_grad():
+        for p in gru.parameters():
+            p.zero_()
+        gru.bias_ih_l0[:2] = 30.0  # r ≈ 1
+        gru.bias_ih_l0[2:4] = -30.0  # z ≈ 0
+        gru.bias_ih_l0[4:] = torch.tensor([0.0, 0.5], dtype=torch.float64)
+        gru.weight_hh_l0[4:] = w / scale  # h/scale in, tanh out: states of size 1 are read as size 1/scale
+    return gru
+
+
+def simulated_attractors(gru, states, n_steps=300):
+    from fixedpoints.stock import layout, stock_step
+
+    lay, x = layout(gru), states.reshape(-1, 2).clone()
+    u = x.new_zeros(x.shape[0], 1)
+    with torch.no_grad():
+        for _ in range(n_steps):
+            x = stock_step(gru, lay, x, u)
+    ends = torch.unique(x.round(decimals=4), dim=0)
+    return ends
+
+
+def test_a_gru_with_three_attractors_has_all_three_found_at_the_defaults():
+    """The GRU's trajectories from random small states settle in three attractors; ``find`` at its defaults
+    returns exactly those three stable points (and the saddles between them), whatever the states' scale."""
+    gru = three_attractor_gru(scale=1.0)
+    x0 = torch.randn(48, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3
+    states = fixedpoints.state_trajectories(gru, torch.zeros(48, 30, 1, dtype=torch.float64), x0=x0)
+    truth = simulated_attractors(gru, states)
+    assert len(truth) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fps = fixedpoints.find(gru, states)
+    stable = fps[fps.stable]
+    assert len(stable) == 3
+    assert torch.cdist(truth, stable.xstar.double()).min(dim=1).values.max() < 1e-3
+    assert fps.by_index() == {0: 3, 1: 3, 2: 1}
 
 
 # --- modules with their own argument order; velocity fields; unknown input width; dt -----------------------------
@@ -117,7 +166,7 @@ def test_a_velocity_field_passed_without_continuous_gets_one_clear_line():
 
 def test_inputs_none_with_an_unknown_input_width_is_a_clear_error():
     b = torch.tensor([[1.0], [0.5]], dtype=torch.float64)
-    with pytest.raises(ValueError, match="inputs=None.*input width.*pass inputs"):
+    with pytest.raises(ValueError, match="inputs=None and the input width.*pass inputs"):
         fixedpoints.find(lambda x, u: torch.tanh(x + u @ b.T), grid(), n_starts=8)
     fps = fixedpoints.find(lambda x, u: torch.tanh(0.5 * x + u @ b.T), grid(), torch.zeros(1, dtype=torch.float64),
                            n_starts=8)
@@ -184,12 +233,9 @@ def test_points_with_an_eigenvalue_on_the_stability_boundary_are_flagged(continu
     """One linear system per case, its only eigenvalues known: 0.5 (or -0.5) and a slow one 3e-6 inside the
     boundary (degenerate) or 0.1 inside (not)."""
     for gap, degenerate in ((3e-6, True), (0.1, False)):
-        if continuous:
-            diag = torch.tensor([-0.5, -gap], dtype=torch.float64)
-            fn = lambda x, u, d=diag: x * d + torch.tensor([1.0, gap], dtype=torch.float64)  # noqa: E731
-        else:
-            diag = torch.tensor([0.5, 1 - gap], dtype=torch.float64)
-            fn = lambda x, u, d=diag: x * d + torch.tensor([1.0, gap], dtype=torch.float64)  # noqa: E731
+        diag = torch.tensor([-0.5, -gap] if continuous else [0.5, 1 - gap], dtype=torch.float64)
+        shift = torch.tensor([1.0, gap], dtype=torch.float64)  # fixed point (2, 1) of the map, (2, 1) of the flow
+        fn = lambda x, u, d=diag, b=shift: x * d + b  # noqa: E731
         fps = fixedpoints.find(fn, grid(0, 3), n_starts=16, noise=0.1, continuous=continuous)
         assert len(fps) == 1 and bool(fps.degenerate[0]) == degenerate
         assert fixedpoints.summarize(fps)["n_degenerate"] == int(degenerate)
@@ -229,17 +275,60 @@ def default_lsnn():
     return net, payload, batch, rollout
 
 
-def test_the_default_flipflop_lsnn_has_its_8_memories_at_the_defaults(default_lsnn):
-    """The default run's LSNN (tests/data/make_fixedpoint_nets.py lsnn: configs/flipflop.yaml's lsnn section,
-    seed 0): from its own rollout, at the defaults, 8 stable points, one per 3-bit memory its readout reports."""
+def memories(surrogate, fps) -> set:
+    """The 3-bit words the readout reports at the stable points."""
+    with torch.no_grad():
+        bits = surrogate.readout(fps[fps.stable].xstar) > 0
+    return {tuple(row.tolist()) for row in bits}
+
+
+def test_the_default_flipflop_lsnn_has_its_8_memories_from_its_own_rollout(default_lsnn):
+    """The default run's LSNN (tests/data/make_fixedpoint_nets.py lsnn: configs/flipflop.yaml's task and lsnn
+    sections, seed 0), its rollout passed as it is: 8 stable points, one per 3-bit memory its readout reports.
+    Default noise and checks; 32 starts to keep it short (the defaults' 1024: the slow test below)."""
     net, payload, batch, rollout = default_lsnn
     assert payload["held_out_score"] >= 0.95
     surrogate = fixedpoints.surrogate_for(net)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no gap warning either
+        fps = fixedpoints.find(surrogate, rollout.states, n_starts=32)
+    assert fps.by_index() == {0: 8} and float(fps.q.max()) <= 1e-12
+    assert len(memories(surrogate, fps)) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("RATESPIKE_SLOW") != "1", reason="1024 starts on a 300-wide map: RATESPIKE_SLOW=1")
+def test_the_default_flipflop_lsnn_has_its_8_memories_at_the_defaults(default_lsnn):
+    net, _, _, rollout = default_lsnn
+    surrogate = fixedpoints.surrogate_for(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         fps = fixedpoints.find(surrogate, rollout.states)
     stable = fps[fps.stable]
-    assert len(stable) == 8 and float(stable.q.max()) <= 1e-12
-    with torch.no_grad():
-        bits = surrogate.readout(stable.xstar) > 0
-    assert len({tuple(row.tolist()) for row in bits}) == 8
+    assert len(stable) == 8 and float(stable.q.max()) <= 1e-12 and len(memories(surrogate, fps)) == 8
+
+
+# --- figures ---------------------------------------------------------------------------------------------------------
+
+
+def test_figures_take_ax_and_path_and_return_the_figure(tmp_path):
+    """Trajectories coloured by a per-trial label, the spectrum zoomed to where it lies (not the unit circle),
+    both saved where asked and returned as Figures."""
+    step = lambda x, u: torch.tanh(x @ torch.tensor([[2.0, 0.3], [0.0, 0.6]], dtype=torch.float64))  # noqa: E731
+    x0 = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x0[0] = 0.0  # one trial sits on the saddle at the origin
+    traj = fixedpoints.state_trajectories(step, torch.zeros(6, 40, 0, dtype=torch.float64), x0=x0)
+    fps = fixedpoints.find(step, traj, n_starts=64)
+    labels = (traj[:, -1, 0] > 0).long()  # the memory each trial ends in
+    fig = fixedpoints.plot_fixed_points(fps, traj, labels=labels, path=tmp_path / "points.png")
+    assert isinstance(fig, Figure) and (tmp_path / "points.png").stat().st_size > 0
+    colours = {line.get_color() for line in fig.axes[0].lines if line.get_color() not in ("r",)}
+    assert len(colours) == 2  # two memories, two colours
+    own = Figure()
+    ax = own.subplots()
+    assert fixedpoints.plot_eigenvalues(fps, ax=ax, path=tmp_path / "eig.png") is own
+    low, high = ax.get_xlim()
+    spectrum = fps.eigvals.abs()
+    assert low > -0.5 and high < 2.5  # framed on the spectrum (0.02..2 here), not on the whole circle [-1, 1]
+    assert spectrum.max() > 1  # the saddle's unstable eigenvalue is in the frame, drawn as a cross
+    assert any(c.get_label() == "unstable direction" for c in ax.collections)

@@ -25,8 +25,10 @@ from baselines.spiking_force import (
     NC_PARAMS,
     SpikingForce,
     SpikingForceConfig,
+    SpikingForceFit,
     fit_spiking_force,
     lif_step_sparse,
+    phase_drift,
     simulate_spiking_force,
     sine_target,
 )
@@ -242,6 +244,21 @@ def test_spiking_force_learns_a_sine_and_refuses_bad_targets():
     untrained = float(torch.sqrt((target[560:] ** 2).mean()))
     assert fit.test_rmse < 0.5 * untrained
     assert len(fit.run.raster) > 0 and int(fit.run.raster[:, 2].max()) < 20
+
+
+def test_phase_drift_reads_a_known_lag_and_amplitude():
+    """On a made-up fit whose test output is 0.8·sin(2π5t − 0.1·(t − t0)/s): phase −0.1 rad more per second."""
+    dt, n_train, n = 0.5, 200, 200 + 6000
+    t = torch.arange(1, n + 1, dtype=torch.float64) * dt / 1000
+    lag = torch.where(t > t[n_train - 1], 0.1 * (t - t[n_train - 1]), torch.zeros_like(t))
+    z = (0.8 * torch.sin(2 * math.pi * 5 * t - lag)).float().unsqueeze(-1)
+    fit = SpikingForceFit(z, sine_target(n, dt), (0, n_train), 0.0, 1.0, None, 0.0)
+    rows = phase_drift(fit, dt, window_ms=1000.0)
+    assert rows.shape == (3, 2)
+    assert torch.allclose(rows[:, 0], torch.tensor([-0.05, -0.15, -0.25], dtype=torch.float64), atol=2e-3)
+    assert torch.allclose(rows[:, 1], torch.full((3,), 0.8, dtype=torch.float64), atol=2e-3)
+    with pytest.raises(ValueError, match="window_ms"):
+        phase_drift(fit, dt, window_ms=4000.0)
 
 
 def test_nc_parameters_are_the_papers():

@@ -257,7 +257,7 @@ def within_between(d: np.ndarray, archs: list[str]) -> dict:
     nn_same = []
     for i in range(n):
         others = [j for j in range(n) if j != i]
-        if others:
+        if others and archs.count(archs[i]) > 1:  # only where a neighbour of its own architecture exists
             j = min(others, key=lambda k: d[i, k])
             nn_same.append(archs[j] == archs[i])
     per_arch = {}

@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,7 +166,8 @@ class SweepConfig:
     aggregate: AggregateSection = field(default_factory=AggregateSection)
 
     def __post_init__(self):
-        RunConfig(name=self.name) if self.name else None  # the same folder-name rule as a run
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}", self.name or ""):  # a run name's rule
+            raise ConfigError(f"sweep key name must be a plain folder name (letters, digits, _.+-), got {self.name!r}")
         if not 0 <= self.retries <= 100:
             raise ConfigError(f"sweep key retries must be in [0, 100], got {self.retries}")
         if not 0 <= self.processes <= 1024:
@@ -297,12 +299,14 @@ def sweep_from_dict(data: dict, folder: Path = Path(".")) -> SweepConfig:
     if not isinstance(agg, dict):
         raise ConfigError(f"sweep key aggregate must be a mapping, got {agg!r}")
     _check_keys(agg, [f.name for f in dataclasses.fields(AggregateSection)], "aggregate.")
+    agg_kw = {}
     for k, v in agg.items():
         want = {f.name: f.type for f in dataclasses.fields(AggregateSection)}[k]
         if want == "int" and (not isinstance(v, int) or isinstance(v, bool)) or \
                 want == "float" and (not isinstance(v, (int, float)) or isinstance(v, bool)):
             raise ConfigError(f"sweep key aggregate.{k} must be {'an integer' if want == 'int' else 'a number'}, "
                               f"got {v!r}")
+        agg_kw[k] = float(v) if want == "float" else v
     for k in ("retries", "processes"):
         if k in data and (not isinstance(data[k], int) or isinstance(data[k], bool)):
             raise ConfigError(f"sweep key {k} must be an integer, got {data[k]!r}")
@@ -310,9 +314,7 @@ def sweep_from_dict(data: dict, folder: Path = Path(".")) -> SweepConfig:
         raise ConfigError(f"sweep key fixed_points must be true or false, got {data['fixed_points']!r}")
     return SweepConfig(name=data["name"], base=base, axes=Axes(**axes_kw), retries=data.get("retries", 1),
                        processes=data.get("processes", 0), fixed_points=data.get("fixed_points", True),
-                       aggregate=AggregateSection(**{k: float(v) if isinstance(AggregateSection.__dataclass_fields__[k]
-                                                                             .default, float) else v
-                                                     for k, v in agg.items()}))
+                       aggregate=AggregateSection(**agg_kw))
 
 
 def load_sweep(path) -> SweepConfig:

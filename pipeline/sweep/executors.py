@@ -2,10 +2,11 @@
 
 ``submit(job) -> key`` starts a network; ``wait(timeout)`` returns the ``Outcome`` of each that ended
 (``ok`` with its result, or not with one error line); ``slots`` is how many may run at once (the driver
-submits no more); ``close()`` lets go. ``LocalExecutor`` starts one fresh process per network, as many at
-once as asked (default: the cores), each torch single-threaded; a process that dies (killed, crashed) is a
-failed attempt of exactly its network. ``RayExecutor`` hands every network to a Ray cluster as one task of
-one CPU and lets Ray place them; a killed worker is a failed attempt, retried by the driver like any other.
+submits no more); ``close()`` lets go. ``LocalExecutor`` keeps as many worker processes as asked (default:
+the cores), each running one network at a time, torch single-threaded; a worker that dies (killed, crashed)
+is a failed attempt of exactly its network, and is replaced. ``RayExecutor`` hands every network to a Ray
+cluster as one task of one CPU and lets Ray place them; a killed worker is a failed attempt, retried by the
+driver like any other.
 """
 
 from __future__ import annotations
@@ -42,18 +43,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(conn, job) -> None:
-    _die_with_parent()
-    try:
-        result = run_network(job)
-    except BaseException as e:  # noqa: BLE001 - everything goes back to the driver as one line
-        conn.send(("error", error_line(e)))
-    else:
-        conn.send(("ok", result))
-    finally:
-        conn.close()
-
-
 def usable_cores() -> int:
     """Cores this process may run on (its affinity mask where the OS tells it, else the machine's count)."""
     try:
@@ -62,66 +51,106 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _serve(conn) -> None:
+    """A worker process: run the networks it is sent, one at a time, until told to stop (None) or orphaned."""
+    _die_with_parent()
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            message = ("ok", run_network(job))
+        except BaseException as e:  # noqa: BLE001 - everything goes back to the driver as one line
+            message = ("error", error_line(e))
+        conn.send(message)
+
+
 class LocalExecutor:
-    """Networks in local processes (``spawn``: a fresh interpreter each, nothing inherited from the driver)."""
+    """Networks in local worker processes (``spawn``: fresh interpreters, nothing inherited from the driver), at
+    most ``processes`` at once, each running one network at a time and kept for the next (a network's results do
+    not depend on what ran before it in the process: the tests compare them with fresh runs). A worker that dies
+    fails exactly the network it was running, and is replaced."""
 
     name = "local"
 
     def __init__(self, processes: int = 0):
         self.slots = processes if processes > 0 else usable_cores()
         self._ctx = mp.get_context("spawn")
-        self._running: dict[int, tuple] = {}
+        self._workers: list[list] = []  # [process, connection, key of the network it runs or None]
         self._next = 0
 
     def submit(self, job: dict) -> int:
-        recv, send = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=_child, args=(send, job), daemon=True, name=f"ratespike-{job['name']}")
-        proc.start()
-        send.close()
+        worker = next((w for w in self._workers if w[2] is None and w[0].is_alive()), None)
+        if worker is None:
+            if len([w for w in self._workers if w[0].is_alive()]) >= self.slots:
+                raise RuntimeError("LocalExecutor.submit: every worker is busy (submit at most `slots` at once)")
+            mine, theirs = self._ctx.Pipe(duplex=True)
+            proc = self._ctx.Process(target=_serve, args=(theirs,), daemon=True, name="ratespike-sweep-worker")
+            proc.start()
+            theirs.close()
+            worker = [proc, mine, None]
+            self._workers.append(worker)
         key, self._next = self._next, self._next + 1
-        self._running[key] = (proc, recv)
+        worker[1].send(job)
+        worker[2] = key
         return key
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
-        if not self._running:
+        busy = [w for w in self._workers if w[2] is not None]
+        if not busy:
             return []
         handles = {}
-        for key, (proc, recv) in self._running.items():
-            handles[recv] = key
-            handles[proc.sentinel] = key
+        for w in busy:
+            handles[w[1]] = w
+            handles[w[0].sentinel] = w
         ready = wait_any(list(handles), timeout)
         done = []
-        for key in sorted({handles[h] for h in ready}):
-            proc, recv = self._running[key]
+        for w in {id(handles[h]): handles[h] for h in ready}.values():
+            proc, conn, key = w
             message = None
             try:
-                if recv.poll():
-                    message = recv.recv()
+                if conn.poll():
+                    message = conn.recv()
             except (EOFError, OSError):
                 message = None
             if message is None and proc.is_alive():
                 continue  # woke on nothing final; look again
-            proc.join(timeout=30)
-            recv.close()
-            del self._running[key]
+            w[2] = None
             if message is None:
+                proc.join(timeout=30)
+                conn.close()
+                self._workers.remove(w)
                 done.append(Outcome(key, False, error=f"worker process died (exit code {proc.exitcode})"))
             elif message[0] == "ok":
                 done.append(Outcome(key, True, message[1]))
             else:
                 done.append(Outcome(key, False, error=message[1]))
-        return done
+        return sorted(done, key=lambda o: o.key)
 
     @property
     def pids(self) -> list[int]:
-        return [proc.pid for proc, _ in self._running.values()]
+        """Process ids of the workers running a network now."""
+        return [w[0].pid for w in self._workers if w[2] is not None]
 
     def close(self) -> None:
-        for proc, recv in self._running.values():
-            proc.terminate()  # only the processes this executor started
+        for proc, conn, key in self._workers:
+            try:
+                if key is None and proc.is_alive():
+                    conn.send(None)  # idle: stop after nothing
+                else:
+                    proc.terminate()  # busy: only the processes this executor started
+            except OSError:
+                pass
+        for proc, conn, _ in self._workers:
             proc.join(timeout=10)
-            recv.close()
-        self._running.clear()
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            conn.close()
+        self._workers.clear()
 
 
 class InlineExecutor:

@@ -36,7 +36,8 @@ def run_network(job: dict) -> dict:
     t0 = time.perf_counter()
     cfg = from_dict(RunConfig, job["config"])
     lines: list[str] = []
-    with contextlib.redirect_stderr(io.StringIO()):  # training progress bars of many networks would interleave
+    quiet = io.StringIO()  # the training progress of many networks would interleave in the sweep's log
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         summary = run_pipeline(cfg, Path(job["out"]), log=lines.append)
     return {**network_result(summary, job["model"]), "seconds": round(time.perf_counter() - t0, 2),
             "pid": os.getpid()}

@@ -1,0 +1,67 @@
+"""The ``compare`` stage on a tiny run (what it writes), and acceptance 2 of issue 15 on a trained flip-flop network:
+the transferred LIF network is closer to its own rate network than to the LSNN and to an untrained network of the
+same size, on CCA, CKA and DSA."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from fixedpoints import similarity
+from pipeline.config import ConfigError, load_config
+from pipeline.runner import run_pipeline
+from pipeline.stages.compare import exponential_filter
+
+DATA = Path(__file__).parent / "data"
+
+TINY = {
+    "name": "tiny_compare",
+    "device": "cpu",
+    "stages": ["rate", "transfer", "lsnn", "fixedpoints", "compare"],
+    "task": {"name": "flipflop", "params": {"n_bits": 2, "n_steps_total": 40}},
+    "rate": {"model": {"n_units": 12}, "eval_trials": 4,
+             "train": {"n_steps": 4, "batch_size": 4, "eval_every": 2, "eval_batch_size": 4}},
+    "transfer": {"scales": [20.0, 40.0], "n_trials": 2, "eval_trials": 2},
+    "lsnn": {"model": {"n_lif": 4, "n_alif": 4}, "eval_trials": 4,
+             "train": {"n_steps": 4, "batch_size": 4, "eval_every": 2, "eval_batch_size": 4}},
+    "fixedpoints": {"n_starts": 8},
+    "compare": {"n_trials": 4, "meanfield_starts": 8, "perturb_steps": 4},
+}
+
+
+def test_compare_stage_writes_matrices_figures_and_the_opening_table(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    summary = run_pipeline(load_config(path), tmp_path / "runs", log=lambda s: None)
+    run = tmp_path / "runs" / TINY["name"]
+    sim = json.loads((run / "summary.json").read_text())["similarity"]
+    assert set(sim) == {"cca", "svcca", "cka", "procrustes", "dsa"}
+    for method, entry in sim.items():
+        names, m = entry["models"], np.array(entry["matrix"], dtype=float)
+        assert names == ["rate", "lif", "lsnn", "untrained"], method
+        assert np.allclose(m, m.T, equal_nan=True)
+        assert np.allclose(np.diag(m), 1.0 if method in ("cca", "svcca", "cka") else 0.0)
+    mean_field = summary["compare"]["lif_mean_field"]
+    assert mean_field["n"] >= 1 and "validation" in mean_field
+    for name in ("similarity_heatmaps", "similarity_mds", "compare_trajectories"):
+        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    report = (run / "report.md").read_text().splitlines()
+    assert report[2].startswith("| model | score | firing rate (Hz) | stable points | saddles | similarity to the rate")
+    assert any(line.startswith("| lif (mean field) |") for line in report[:10])
+
+
+def test_compare_section_rejects_an_unknown_method(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "compare": {"methods": ["cka", "rsa"]}}))
+    with pytest.raises(ConfigError, match="methods must be a non-empty list of cca"):
+        load_config(path)
+
+
+def test_exponential_filter_of_a_regular_train_gives_its_rate():
+    spikes = torch.zeros(1, 2000, 1)
+    spikes[0, ::10] = 1  # one spike per 10 steps of 5 ms: 20 Hz
+    rate = exponential_filter(spikes, tau_ms=100.0, dt_ms=5.0)
+    assert float(rate[0, 1000:].mean()) == pytest.approx(20.0, rel=1e-2)
