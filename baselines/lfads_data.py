@@ -128,14 +128,17 @@ def _trials(latents, rates, trials_per_condition: int, dt_ms: float, g: torch.Ge
 
 def r_squared(predicted, true) -> float:
     """Coefficient of determination ``1 - Σ(y - ŷ)² / Σ(y - ȳ)²`` per channel over all trials and bins (last
-    axis: channels), averaged over the channels."""
+    axis: channels), averaged over the channels whose true values vary (a unit that never fires is left out)."""
     p = torch.as_tensor(predicted, dtype=torch.float64).reshape(-1, predicted.shape[-1])
     t = torch.as_tensor(true, dtype=torch.float64).reshape(-1, true.shape[-1])
     if p.shape != t.shape:
         raise ValueError(f"predicted {tuple(p.shape)} and true {tuple(t.shape)} differ in shape")
     ss_res = ((t - p) ** 2).sum(0)
-    ss_tot = ((t - t.mean(0)) ** 2).sum(0).clamp_min(1e-12)
-    return float((1 - ss_res / ss_tot).mean())
+    ss_tot = ((t - t.mean(0)) ** 2).sum(0)
+    varies = ss_tot > 1e-12 * float(ss_tot.max().clamp_min(1e-300))  # a silent unit has no variance to explain
+    if not varies.any():
+        raise ValueError("every channel of the true values is constant: R² is undefined")
+    return float((1 - ss_res[varies] / ss_tot[varies]).mean())
 
 
 def affine_r_squared(predicted, true) -> float:

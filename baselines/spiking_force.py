@@ -52,8 +52,8 @@ PROPAGATIONS = ("auto", "sparse", "dense")
 
 @dataclass(frozen=True)
 class SpikingForceConfig:
-    """A spiking FORCE network; defaults from Nicola & Clopath 2017 (``NC_PARAMS``). ``rate_dt_ms``: one input
-    value and one recorded output per ``rate_dt_ms`` (a whole number of LIF steps). ``params`` may be a dict."""
+    """A spiking FORCE network; defaults from Nicola & Clopath 2017 (``NC_PARAMS``). ``dt_ms``: one input
+    value and one recorded output per ``dt_ms`` (a whole number of LIF steps). ``params`` may be a dict."""
 
     n_units: int = 2000
     n_inputs: int = 0
@@ -63,7 +63,7 @@ class SpikingForceConfig:
     feedback_scale: float = 10.0  # Q
     input_scale: float = 10.0
     tau_decay_ms: float = 20.0
-    rate_dt_ms: float = 0.5
+    dt_ms: float = 0.5
     params: LIFParams = field(default_factory=lambda: NC_PARAMS)
 
     def __post_init__(self) -> None:
@@ -78,7 +78,7 @@ class SpikingForceConfig:
         for name in ("gain", "feedback_scale", "input_scale"):
             _validate.real(name, getattr(self, name), 0)
         _validate.real("tau_decay_ms", self.tau_decay_ms, 0, open_low=True)
-        self.params.substeps(self.rate_dt_ms)
+        self.params.substeps(self.dt_ms)
 
     def config_dict(self) -> dict:
         return {**asdict(self), "params": asdict(self.params)}
@@ -153,11 +153,11 @@ class SpikingForce(nn.Module):
 
     @property
     def substeps(self) -> int:
-        return self.cfg.params.substeps(self.cfg.rate_dt_ms)
+        return self.cfg.params.substeps(self.cfg.dt_ms)
 
     def forward(self, inputs: torch.Tensor, generator: torch.Generator | None = None,
                 propagation: str = "auto") -> Rollout:
-        """Closed loop over ``inputs [B,T,I]`` (one value per ``rate_dt_ms``), every trial from ``v0``. Returns
+        """Closed loop over ``inputs [B,T,I]`` (one value per ``dt_ms``), every trial from ``v0``. Returns
         ``Rollout(outputs z [B,T,O], states r [B,T,N] in Hz, rates (same), spikes: counts per rate step)``."""
         run = simulate_spiking_force(self, inputs, generator=generator, propagation=propagation, record_rates=True)
         return Rollout(run.outputs, run.rates, rates=run.rates, spikes=run.counts)
@@ -187,9 +187,9 @@ def _stack_networks(models) -> list:
         raise ValueError("give a SpikingForce network or a non-empty list of them")
     c0 = nets[0].cfg
     for m in nets[1:]:
-        if (m.cfg.n_units, m.cfg.n_inputs, m.cfg.n_outputs, m.cfg.rate_dt_ms, m.cfg.tau_decay_ms, m.cfg.params) != (
-                c0.n_units, c0.n_inputs, c0.n_outputs, c0.rate_dt_ms, c0.tau_decay_ms, c0.params):
-            raise ValueError("networks simulated together must share n_units, n_inputs, n_outputs, rate_dt_ms, "
+        if (m.cfg.n_units, m.cfg.n_inputs, m.cfg.n_outputs, m.cfg.dt_ms, m.cfg.tau_decay_ms, m.cfg.params) != (
+                c0.n_units, c0.n_inputs, c0.n_outputs, c0.dt_ms, c0.tau_decay_ms, c0.params):
+            raise ValueError("networks simulated together must share n_units, n_inputs, n_outputs, dt_ms, "
                              "tau_decay_ms and params")
     return nets
 
@@ -313,9 +313,9 @@ class SpikingForceFit(NamedTuple):
     seconds: float
 
 
-def sine_target(n_steps: int, rate_dt_ms: float, freq_hz: float = 5.0, amplitude: float = 1.0) -> torch.Tensor:
+def sine_target(n_steps: int, dt_ms: float, freq_hz: float = 5.0, amplitude: float = 1.0) -> torch.Tensor:
     """N&C's target ``sin(2π f t)``, t in s, one value per rate step: ``[T,1]``."""
-    t = torch.arange(1, n_steps + 1, dtype=torch.float64) * (rate_dt_ms / 1000.0)
+    t = torch.arange(1, n_steps + 1, dtype=torch.float64) * (dt_ms / 1000.0)
     return (amplitude * torch.sin(2 * math.pi * freq_hz * t)).float().unsqueeze(-1)
 
 
@@ -332,7 +332,7 @@ def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms
 
     nets = _stack_networks(model)
     cfg = nets[0].cfg
-    dt = cfg.rate_dt_ms
+    dt = cfg.dt_ms
     for name, ms, low in (("settle_ms", settle_ms, 0), ("train_ms", train_ms, dt), ("test_ms", test_ms, dt)):
         _validate.real(name, ms, low)
     lengths = [round(ms / dt) for ms in (settle_ms, train_ms, test_ms)]

@@ -121,12 +121,12 @@ def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = 
     """N&C's protocol on each seed, side by side in one call."""
     cfg = SpikingForceConfig(n_units=n_units, **overrides)
     settle, train, test = 5000.0, 5000.0, 5000.0
-    target = sine_target(round((settle + train + test) / cfg.rate_dt_ms), cfg.rate_dt_ms)
+    target = sine_target(round((settle + train + test) / cfg.dt_ms), cfg.dt_ms)
     fits = fit_spiking_force([SpikingForce(cfg, seed=s) for s in seeds], target, settle_ms=settle, train_ms=train,
                              test_ms=test, raster_units=0, p0=p0)
     errors = [f.test_rmse for f in fits]
     rates = [float(f.run.n_spikes.mean()) / ((settle + train + test) / 1000) for f in fits]
-    phases = [phase_drift(f, cfg.rate_dt_ms)[:, 0].tolist() for f in fits]  # per test second, rad
+    phases = [phase_drift(f, cfg.dt_ms)[:, 0].tolist() for f in fits]  # per test second, rad
     for s, e, r, ph in zip(seeds, errors, rates, phases):
         print(f"seed {s}: test RMSE {e:.4f} of the amplitude, {r:.1f} Hz; phase per test second (rad) "
               f"{', '.join(f'{v:+.2f}' for v in ph)}")

@@ -225,8 +225,10 @@ def linearise(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor, q: torch.Tensor, 
     return fps[order]
 
 
-#: start noise, as a fraction of the states' standard deviation, when ``noise`` is not given
-RELATIVE_NOISE = 0.05
+#: start noise, as fractions of the states' standard deviation, when ``noise`` is not given: the starts are
+#: split evenly between the levels; near the states (attractors, the saddles between them, and the starts the
+#: settling check runs from) and a state's spread away (the higher-index saddles further out)
+RELATIVE_NOISE = (0.05, 1.0)
 
 
 def _euler_dt(dyn: Dynamics, x: torch.Tensor, u: torch.Tensor) -> float:
@@ -256,7 +258,7 @@ def find(
     *,
     n_starts: int | None = 1024,
     noise: float | None = None,
-    relative_noise: float = RELATIVE_NOISE,
+    relative_noise: float | tuple[float, ...] = RELATIVE_NOISE,
     tol_q: float = 1e-12,
     tol_unique: float = 1e-3,
     outlier_distance_scale: float = 10.0,
@@ -277,7 +279,8 @@ def find(
     draw starts from (a model may map its own rollout states to its state layout with a method
     ``states_from_rollout``, as the LSNN surrogate does). ``inputs``: ``None`` (zero input), one static
     input ``[I]``, or one per state ``[..., I]``. ``noise``: the start noise's standard deviation (absolute);
-    by default ``relative_noise`` times the states' standard deviation. ``continuous``: solve
+    by default ``relative_noise`` times the states' standard deviation (several levels: the starts are split
+    evenly between them; the default 0.05 and 1). ``continuous``: solve
     ``velocity = 0`` (default: when the model has ``velocity`` and no ``step``; a plain callable is taken
     as a map, and refused with one line when it looks like a velocity field). ``settle_steps``: run the
     dynamics that long from ``settle_starts`` of the starts; states that settle are polished and kept too,
@@ -286,7 +289,9 @@ def find(
     sorted by index then q, ``xstar``/``inputs``/``F_xstar`` in the model's dtype (q, Jacobians and
     eigenvalues in the polish's ``precise_dtype``).
     """
-    if (noise is not None and not noise >= 0) or not relative_noise >= 0 or not tol_q > 0 or not tol_unique >= 0:
+    levels = (relative_noise,) if isinstance(relative_noise, (int, float)) else tuple(relative_noise)
+    if (noise is not None and not noise >= 0) or not levels or not all(r >= 0 for r in levels) or not tol_q > 0 \
+            or not tol_unique >= 0:
         raise ValueError("noise, relative_noise and tol_unique must be >= 0 and tol_q > 0")
     if n_starts is not None and n_starts < 1:
         raise ValueError(f"n_starts must be >= 1 or None, got {n_starts}")
@@ -304,9 +309,14 @@ def find(
         u_flat = _flat_inputs(inputs, lead, flat.shape[0], fast, flat)
         spread = float(flat.std()) if flat.numel() > 1 else 0.0
         spread = spread if spread > 0 else 1.0
-        noise_used = relative_noise * spread if noise is None else float(noise)
+        noises = [r * spread for r in levels] if noise is None else [float(noise)]
+        noise_used = noises[0] if len(noises) == 1 else noises
         generator = torch.Generator().manual_seed(seed)
-        x0, u0 = sample_starts(flat, u_flat, n_starts, noise_used, generator)
+        counts = [None] * len(noises) if n_starts is None else \
+            [n_starts // len(noises) + (i < n_starts % len(noises)) for i in range(len(noises))]
+        parts = [sample_starts(flat, u_flat, c, level, generator) for c, level in zip(counts, noises) if c != 0]
+        x0, u0 = torch.cat([x for x, _ in parts]), torch.cat([u for _, u in parts])
+        n_near = parts[0][0].shape[0]  # the settling check runs from the starts nearest the states
         fast, precise = resolve_order(fast, precise, x0[:64], u0[:64])
         try:
             check_map(fast, x0[:64], u0[:64])
@@ -325,7 +335,7 @@ def find(
         seconds_settle = 0.0
         if settle_steps and settle_starts:
             t_settle = time.perf_counter()
-            picked = torch.randperm(x0.shape[0], generator=generator)[:settle_starts].to(x0.device)
+            picked = torch.randperm(n_near, generator=generator)[:settle_starts].to(x0.device)
             ends, ok = settle(fast, x0[picked], u0[picked], settle_steps, spread)
             ends, u_ends = ends[ok].to(x.dtype), u0[picked][ok].to(x.dtype)
             settled_x = ends
@@ -357,10 +367,11 @@ def find(
 
 
 def _warn_gaps(fps: FixedPoints, settled: torch.Tensor, spread: float, tol_unique: float, settle_steps: int,
-               noise: float) -> None:
+               noise) -> None:
     """One-line warnings: no point found; states that settled in simulation far from every point found."""
     if len(fps) == 0:
-        warnings.warn(f"fixedpoints.find: no fixed point found from {fps.info['n_starts']} starts (noise {noise:.3g}, "
+        noise = ", ".join(f"{level:.3g}" for level in (noise if isinstance(noise, list) else [noise]))
+        warnings.warn(f"fixedpoints.find: no fixed point found from {fps.info['n_starts']} starts (noise {noise}, "
                       f"states' spread {spread:.3g}); try more starts, another noise or a looser tol_q", RuntimeWarning,
                       stacklevel=3)
         fps.info["gap"] = "no point found"

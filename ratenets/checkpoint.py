@@ -94,8 +94,11 @@ def build_model(payload: dict, path: Path | str | None = None) -> torch.nn.Modul
         raise CheckpointError(f"{where} holds an unknown model class {name!r}; known: {sorted(_MODEL_CLASSES)}")
     cls = _MODEL_CLASSES[name]
     allowed = {f.name for f in fields(cls.config_class)}
+    # a config class may map keys its older checkpoints used to today's names (e.g. LIF's rate_dt_ms -> dt_ms)
+    renamed = getattr(cls.config_class, "RENAMED_KEYS", {})
+    stored = {renamed.get(k, k): v for k, v in dict(payload["model_config"]).items()}
     try:
-        cfg = cls.config_class(**{k: v for k, v in dict(payload["model_config"]).items() if k in allowed})
+        cfg = cls.config_class(**{k: v for k, v in stored.items() if k in allowed})
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where} holds an invalid model_config for {name} ({str(e).splitlines()[0]})") from None
     model = cls(cfg)

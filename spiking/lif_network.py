@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -38,6 +39,9 @@ class LIFNetworkConfig:
     dt_ms: float
     scale_factor: float
     warmup_ms: float = 0.0
+
+    #: keys of checkpoints written before the step names were unified, and their names now
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"rate_dt_ms": "dt_ms"}
 
     def __post_init__(self) -> None:
         if isinstance(self.params, dict):

@@ -18,8 +18,10 @@ analysed in continuous time as ``τd dr/dt = −r + Φ(μ(r, u), σ)`` (each uni
 slow variable of the filtered rate); ``mean_field_fixed_points`` solves ``ṙ = 0`` by Newton's method (Φ acts
 unit by unit, so its Jacobian is ``diag(Φ')·W/λ``, cheap and exact), and ``fixedpoints.find`` accepts the
 module too (it has ``velocity``). Its fixed points move with λ,
-τm, θ, V_reset, t_ref and σ: they are the spiking network's, not the rate network's. Left out: the
-recurrent spikes' own shot noise (σ from the membrane noise only) and the synaptic filter's rise τr (no
+τm, θ, V_reset, t_ref and σ: they are the spiking network's, not the rate network's. Left out by default: the
+recurrent spikes' own shot noise (σ from the membrane noise only; ``shot_noise=True`` adds it, see ``sigma_of``:
+on the default flip-flop network that smooths Φ so much that one stable point is left, against 3 without it and
+8 memories in the simulation) and the synaptic filter's rise τr (no
 effect at a fixed point, some on stability).
 
 **LSNN.** ``lsnn_temperature_check`` compares the expected-spike surrogate's firing probability at the
@@ -71,7 +73,7 @@ class LIFMeanField(nn.Module):
     """The mean-field map of a ``LIFNetwork`` (module docstring): state ``r [B, N]`` in spikes/s, continuous time
     in ms, ``velocity(r, u) = (Φ(μ(r, u), σ) − r) / τd``. Holds float64 copies of the network's weights."""
 
-    def __init__(self, lif_net: nn.Module, sigma_mv: float | None = None, shot_noise: bool = True):
+    def __init__(self, lif_net: nn.Module, sigma_mv: float | None = None, shot_noise: bool = False):
         super().__init__()
         self.shot_noise = bool(shot_noise)
         self.params: LIFParams = lif_net.params
@@ -270,28 +272,36 @@ def simulate_from_rates(lif_net, mean_field: LIFMeanField, start_hz: torch.Tenso
 
 
 @torch.no_grad()
-def lsnn_temperature_check(lsnn, inputs: torch.Tensor, steps: torch.Tensor, temperatures=(0.05, 0.1, 0.2, 0.3, 0.5,
-                                                                                        0.8), generator=None) -> dict:
-    """For each temperature, the mean absolute difference between the LSNN surrogate's firing probability
-    ``ẑ`` at the LSNN's own simulated states and the spikes the LSNN emitted at the next step, over the steps
-    ``steps [B,T]`` (e.g. settled memory steps). The best temperature minimises it (a calibration of the
-    escape noise against the simulation, not a choice by hand)."""
+def lsnn_temperature_check(lsnn, inputs: torch.Tensor, steps: torch.Tensor, labels: torch.Tensor,
+                           temperatures=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8), generator=None) -> dict:
+    """Which temperature makes the LSNN surrogate's rate map agree with the simulated LSNN.
+
+    A held state of the LSNN is a steady firing pattern; the surrogate's fixed points give each unit's rate as
+    ``ẑ = σ((v − A)/(A·temperature))`` of the state. For every trial and every held memory (``steps [B,T]`` true
+    where a memory is held, ``labels [B,T,O]`` which one) we average the simulated state ``[v, b]`` and the spikes
+    over those steps, and compare ``ẑ`` of the mean state with the mean spike count per step, unit by unit. The
+    deterministic LSNN fires in bursts that ``ẑ`` of the mean state must reproduce as a probability: too cold and
+    ẑ is 0 or 1, too hot and every unit sits near ½ of its threshold's rate. Returns the mean absolute error
+    per temperature and the best one (a calibration against the simulation, not a choice by hand)."""
     from .lsnn_surrogate import LSNNSurrogate
 
     rollout = lsnn(inputs, generator=generator) if _takes_generator(lsnn) else lsnn(inputs)
-    spikes = rollout.spikes.to(torch.float64)
-    states = rollout.states.to(torch.float64)
-    chosen = steps[:, :-1]
+    states, spikes = rollout.states.to(torch.float64), rollout.spikes.to(torch.float64)
+    mean_states, mean_spikes = [], []
+    for trial in range(states.shape[0]):
+        held = steps[trial]
+        for pattern in torch.unique(labels[trial][held], dim=0):
+            chosen = held & (labels[trial] == pattern).all(dim=-1)
+            mean_states.append(states[trial, chosen].mean(0))
+            mean_spikes.append(spikes[trial, chosen].mean(0))
+    if not mean_states:
+        raise ValueError("lsnn_temperature_check: no held steps to compare (steps is all false)")
+    mean_states, mean_spikes = torch.stack(mean_states), torch.stack(mean_spikes)
     errors = {}
     for t in temperatures:
         sur = LSNNSurrogate(lsnn, temperature=float(t))
-        z_hat = sur.rates(sur.states_from_rollout(states))
-        # per unit and memory condition, the mean predicted probability against the mean observed spike count
-        pred = z_hat[:, :-1][chosen].mean(0)
-        seen = spikes[:, 1:][chosen].mean(0) if spikes.shape[1] == states.shape[1] else spikes[chosen].mean(0)
-        errors[float(t)] = float((pred - seen).abs().mean())
-    best = min(errors, key=errors.get)
-    return {"errors": errors, "best_temperature": best}
+        errors[float(t)] = float((sur.rates(sur.states_from_rollout(mean_states)) - mean_spikes).abs().mean())
+    return {"errors": errors, "best_temperature": min(errors, key=errors.get), "n_held_periods": len(mean_states)}
 
 
 def _takes_generator(model) -> bool:

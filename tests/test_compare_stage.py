@@ -65,3 +65,31 @@ def test_exponential_filter_of_a_regular_train_gives_its_rate():
     spikes[0, ::10] = 1  # one spike per 10 steps of 5 ms: 20 Hz
     rate = exponential_filter(spikes, tau_ms=100.0, dt_ms=5.0)
     assert float(rate[0, 1000:].mean()) == pytest.approx(20.0, rel=1e-2)
+
+
+def test_lif_is_closest_to_its_own_rate_net():
+    """Acceptance 2 of issue 15 on the default flip-flop networks (configs/flipflop.yaml, seed 0: rate score 0.992,
+    λ = 35, LIF score 0.962, LSNN score 0.976; stored slim in tests/data): on the same 16 held-out trials the LIF
+    network's filtered rates are more similar to its own rate network's rates than to the LSNN's filtered spikes
+    and than to an untrained rate network of the same size, by CCA, CKA (larger = closer) and DSA (smaller)."""
+    from ratenets import load_model
+    from ratenets.seeds import ANALYSIS_NOISE, HELD_OUT, stream
+    from tasks import make
+    from transfer import rate_to_lif
+
+    rate = load_model(DATA / "compare_flipflop_rate.pt").eval()
+    lsnn = load_model(DATA / "compare_flipflop_lsnn.pt").eval()
+    lif = rate_to_lif(rate, 35.0)
+    untrained = type(rate)(rate.cfg, seed=1).eval()
+    batch = make("flipflop", n_bits=3, n_steps_total=200).held_out().sample(16, stream(0, HELD_OUT))
+    with torch.no_grad():
+        states = {
+            "rate": rate(batch.inputs).rates,
+            "lsnn": exponential_filter(lsnn(batch.inputs).spikes, 20.0, 5.0),
+            "untrained": untrained(batch.inputs).rates,
+        }
+        lif_states = lif(batch.inputs, generator=stream(0, ANALYSIS_NOISE)).states
+    for method, closer in (("cca", np.greater), ("cka", np.greater), ("dsa", np.less)):
+        own = similarity(lif_states, states["rate"], method)
+        for other in ("lsnn", "untrained"):
+            assert closer(own, similarity(lif_states, states[other], method)), (method, other)

@@ -55,10 +55,10 @@ def test_a_constant_jacobian_map_with_zero_sum_gradient_is_solved_exactly():
 # --- start noise relative to the states; attractors found in simulation are not missed ------------------------------
 
 
-def three_attractor_gru(scale: float) -> nn.GRU:
+def three_attractor_gru() -> nn.GRU:
     """A stock GRU whose gates are held open (z ≈ 0, r ≈ 1), so h' = tanh(W h + b) exactly in the limit:
     unit 1 is bistable (h₁ = tanh 2h₁), unit 2 is bistable only when h₁ < 0 (h₂ = tanh(2h₂ + 0.8h₁ + 0.5)): three
-    attractors. ``scale`` shrinks the state: the map is conjugated by h → scale·h, its points scale with it."""
+    attractors, three index-1 saddles and one index-2 saddle."""
     gru = nn.GRU(1, 2, batch_first=True).double()
     w = torch.tensor([[2.0, 0.0], [0.8, 2.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -67,7 +67,7 @@ def three_attractor_gru(scale: float) -> nn.GRU:
         gru.bias_ih_l0[:2] = 30.0  # r ≈ 1
         gru.bias_ih_l0[2:4] = -30.0  # z ≈ 0
         gru.bias_ih_l0[4:] = torch.tensor([0.0, 0.5], dtype=torch.float64)
-        gru.weight_hh_l0[4:] = w / scale  # h/scale in, tanh out: states of size 1 are read as size 1/scale
+        gru.weight_hh_l0[4:] = w
     return gru
 
 
@@ -85,8 +85,8 @@ def simulated_attractors(gru, states, n_steps=300):
 
 def test_a_gru_with_three_attractors_has_all_three_found_at_the_defaults():
     """The GRU's trajectories from random small states settle in three attractors; ``find`` at its defaults
-    returns exactly those three stable points (and the saddles between them), whatever the states' scale."""
-    gru = three_attractor_gru(scale=1.0)
+    returns exactly those three stable points and the four saddles, without a warning."""
+    gru = three_attractor_gru()
     x0 = torch.randn(48, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3
     states = fixedpoints.state_trajectories(gru, torch.zeros(48, 30, 1, dtype=torch.float64), x0=x0)
     truth = simulated_attractors(gru, states)
@@ -98,6 +98,13 @@ def test_a_gru_with_three_attractors_has_all_three_found_at_the_defaults():
     assert len(stable) == 3
     assert torch.cdist(truth, stable.xstar.double()).min(dim=1).values.max() < 1e-3
     assert fps.by_index() == {0: 3, 1: 3, 2: 1}
+
+
+def test_no_point_found_is_said_in_one_warning_not_silently():
+    with pytest.warns(RuntimeWarning, match="no fixed point found from 16 starts") as record:
+        fps = fixedpoints.find(lambda x, u: x + 1.0, grid(), n_starts=16)  # a translation has no fixed point
+    assert len(fps) == 0 and fps.info["gap"] == "no point found"
+    assert len([w for w in record if "no fixed point" in str(w.message)]) == 1
 
 
 # --- modules with their own argument order; velocity fields; unknown input width; dt -----------------------------
@@ -285,13 +292,13 @@ def memories(surrogate, fps) -> set:
 def test_the_default_flipflop_lsnn_has_its_8_memories_from_its_own_rollout(default_lsnn):
     """The default run's LSNN (tests/data/make_fixedpoint_nets.py lsnn: configs/flipflop.yaml's task and lsnn
     sections, seed 0), its rollout passed as it is: 8 stable points, one per 3-bit memory its readout reports.
-    Default noise and checks; 32 starts to keep it short (the defaults' 1024: the slow test below)."""
+    Default noise and checks; 64 starts to keep it short (the defaults' 1024: the slow test below)."""
     net, payload, batch, rollout = default_lsnn
     assert payload["held_out_score"] >= 0.95
     surrogate = fixedpoints.surrogate_for(net)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no gap warning either
-        fps = fixedpoints.find(surrogate, rollout.states, n_starts=32)
+        fps = fixedpoints.find(surrogate, rollout.states, n_starts=64)
     assert fps.by_index() == {0: 8} and float(fps.q.max()) <= 1e-12
     assert len(memories(surrogate, fps)) == 8
 

@@ -196,7 +196,7 @@ def test_sparse_adapter_equals_the_lif_kernel_spike_for_spike():
 
 
 def test_spiking_force_dense_and_sparse_runs_agree_and_forward_keeps_the_contract():
-    cfg = SpikingForceConfig(n_units=40, n_inputs=1, n_outputs=2, p_connect=0.3, gain=1.0, rate_dt_ms=1.0)
+    cfg = SpikingForceConfig(n_units=40, n_inputs=1, n_outputs=2, p_connect=0.3, gain=1.0, dt_ms=1.0)
     net = SpikingForce(cfg, seed=1).double()
     with torch.no_grad():
         net.w_out.normal_(0, 0.01, generator=torch.Generator().manual_seed(0))
@@ -215,7 +215,7 @@ def test_spiking_force_dense_and_sparse_runs_agree_and_forward_keeps_the_contrac
 def test_networks_trained_side_by_side_equal_each_trained_alone(propagation):
     """A list of networks runs one batched simulation (M RLS states in one tensor); each network's spikes,
     outputs and trained readout are those of training it alone."""
-    cfg = SpikingForceConfig(n_units=50, p_connect=0.3, gain=1.0, rate_dt_ms=1.0)
+    cfg = SpikingForceConfig(n_units=50, p_connect=0.3, gain=1.0, dt_ms=1.0)
     target = sine_target(120, 1.0, freq_hz=20.0)
     kw = dict(settle_ms=20, train_ms=60, test_ms=40, rls_every_ms=2.0, raster_units=10, propagation=propagation)
     together = fit_spiking_force([SpikingForce(cfg, seed=s).double() for s in (4, 5)], target, **kw)
@@ -228,13 +228,13 @@ def test_networks_trained_side_by_side_equal_each_trained_alone(propagation):
         assert fit.test_rmse == pytest.approx(alone.test_rmse, abs=1e-9)
     assert not torch.equal(together[0].run.n_spikes, together[1].run.n_spikes)  # two networks, not one twice
     with pytest.raises(ValueError, match="must share n_units"):
-        fit_spiking_force([SpikingForce(cfg), SpikingForce(SpikingForceConfig(n_units=40, rate_dt_ms=1.0))],
+        fit_spiking_force([SpikingForce(cfg), SpikingForce(SpikingForceConfig(n_units=40, dt_ms=1.0))],
                           target, **kw)
 
 
 def test_spiking_force_learns_a_sine_and_refuses_bad_targets():
     """A small version of Nicola & Clopath's 5 Hz sine: 0.4 s to settle, 1 s of RLS, 0.4 s of test."""
-    net = SpikingForce(SpikingForceConfig(n_units=300, rate_dt_ms=2.5), seed=0)
+    net = SpikingForce(SpikingForceConfig(n_units=300, dt_ms=2.5), seed=0)
     target = sine_target(720, 2.5)
     with pytest.raises(ValueError, match="wrong length"):
         fit_spiking_force(net, target[:-1], settle_ms=400, train_ms=1000, test_ms=400)

@@ -179,3 +179,5 @@ def test_synthetic_data_have_the_documented_statistics():
     flat = lorenz.rates.reshape(-1, 10)
     assert r_squared(flat.mean(0).expand_as(flat), flat) == pytest.approx(0.0, abs=1e-9)
     assert affine_r_squared(2 * lorenz.latents - 1, lorenz.latents) == pytest.approx(1.0)
+    silent = torch.cat([flat, torch.zeros(len(flat), 1)], 1)  # a unit that never fires is left out, not -inf
+    assert r_squared(silent, silent) == pytest.approx(1.0) and r_squared(flat, flat + 0.0) == pytest.approx(1.0)

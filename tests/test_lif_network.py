@@ -46,6 +46,18 @@ def test_checkpoint_of_a_transferred_network_rebuilds_with_load_model(tmp_path):
         assert torch.equal(getattr(a, field), getattr(b, field)), field
 
 
+def test_checkpoint_written_before_the_step_rename_still_loads(tmp_path):
+    """Checkpoints from before the step names were unified stored ``rate_dt_ms``; a run directory made then must
+    still open (its LIF network is not thrown away)."""
+    lif = tiny_lif()
+    save_checkpoint(tmp_path / "lif.pt", lif, done=True, scale_factor=lif.scale_factor)
+    payload = torch.load(tmp_path / "lif.pt", weights_only=True)
+    payload["model_config"]["rate_dt_ms"] = payload["model_config"].pop("dt_ms")
+    torch.save(payload, tmp_path / "old.pt")
+    back = load_model(tmp_path / "old.pt")
+    assert back.cfg == lif.cfg and back.dt_ms == lif.dt_ms
+
+
 def test_config_dict_round_trips_and_params_come_back_from_a_dict():
     cfg = tiny_lif().cfg
     data = cfg.config_dict()

@@ -177,10 +177,15 @@ def without(d: dict, keys) -> dict:
 def test_every_shipped_config_runs_its_own_stages_as_written(root, tmp_path):
     from pipeline.config import from_dict, to_dict
     from pipeline.runner import run_pipeline
+    from pipeline.sweep.config import is_sweep_file, load_sweep
 
     configs = sorted((root / "configs").glob("*.yaml"))
     assert len(configs) >= 10
-    for path in configs:
+    sweeps = [path for path in configs if is_sweep_file(path)]
+    assert [p.name for p in sweeps] == ["universality.yaml"]
+    for path in sweeps:  # a sweep config builds (and so validates) every network's run config
+        assert len(load_sweep(path).networks()) == 30
+    for path in (p for p in configs if p not in sweeps):
         full = to_dict(load_config(path))
         data = merged(full, {**SHRINK, "device": "cpu"})
         data["transfer"]["scales"] = full["transfer"]["scales"][:2]

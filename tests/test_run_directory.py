@@ -285,7 +285,8 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
 
 
 def test_two_runs_started_at_once(tmp_path, root):
-    data = {**RATE_ONLY, "rate": {**RATE_ONLY["rate"], "train": {**RATE_ONLY["rate"]["train"], "n_steps": 300}}}
+    # long enough that the first run still trains while the second starts (its imports take seconds)
+    data = {**RATE_ONLY, "rate": {**RATE_ONLY["rate"], "train": {**RATE_ONLY["rate"]["train"], "n_steps": 3000}}}
     cfg = write_config(tmp_path / "c.yaml", data)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(root / "transfer" / "run.py"), str(cfg), "--out", str(tmp_path)]
@@ -298,7 +299,7 @@ def test_two_runs_started_at_once(tmp_path, root):
     assert first.wait(timeout=300) == 0, first.stderr.read()
     assert second.returncode == 2
     assert second.stderr.count("\n") == 1 and f"is in use by pid {first.pid}" in second.stderr
-    assert json.loads((tmp_path / "tiny" / "summary.json").read_text())["models"]["rate"]["train_steps"] == 300
+    assert json.loads((tmp_path / "tiny" / "summary.json").read_text())["models"]["rate"]["train_steps"] == 3000
 
 
 def test_folder_and_disk_errors_are_one_line(tmp_path, capsys, monkeypatch):

@@ -50,7 +50,7 @@ class CompareSection:
     methods: tuple[str, ...] = METHODS
     spike_filter_ms: float = 20.0
     untrained: bool = True
-    meanfield_starts: int = 256
+    meanfield_starts: int = 64
     perturb_steps: int = 100
 
     def __post_init__(self):
@@ -122,7 +122,8 @@ def heatmap_figure(sim: dict) -> Figure:
         im = ax.imshow(m, cmap="viridis" if higher else "viridis_r", vmin=0, vmax=1 if higher else None)
         for i in range(len(names)):
             for j in range(len(names)):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+                bright = (m[i, j] > 0.6) if higher else (m[i, j] < 0.4 * np.nanmax(m))
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7, color="k" if bright else "w")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_title(f"{method}: {sim[method]['kind']}", fontsize=9)
@@ -228,6 +229,29 @@ def lif_mean_field(ctx: RunContext, lif, batch, lif_states: np.ndarray) -> tuple
     return entry, fps
 
 
+def stored_points(ctx: RunContext, models: dict, names) -> dict:
+    """``{name: (stable [K], points [K,D])}`` from the fixedpoints stage's ``results.h5``, in the space of the states
+    compared here (a model with ``rates(x)``, the rate network, maps its points through it)."""
+    import h5py
+
+    out = {}
+    if not ctx.h5.exists():
+        return out
+    with h5py.File(ctx.h5, "r") as f:
+        for name in names:
+            group = f.get(f"{name}/fixed_points")
+            if group is None or "xstar" not in group or len(group["xstar"]) == 0:
+                continue
+            xstar = torch.as_tensor(group["xstar"][()])
+            stable = np.asarray(group["stable"][()], dtype=bool)
+            model = models[name]
+            with torch.no_grad():
+                if hasattr(model, "rates"):
+                    xstar = model.rates(xstar.to(next(model.parameters()).device, torch.float32))
+            out[name] = (stable, to_numpy(xstar, np.float64))
+    return out
+
+
 def run(ctx: RunContext) -> None:
     sec = ctx.section
     names = [n for n in ctx.summary["models"] if n not in SKIPPED]
@@ -257,6 +281,7 @@ def run(ctx: RunContext) -> None:
         points["lif"] = (to_numpy(fps.stable).astype(bool), to_numpy(fps.xstar, np.float64))
         ctx.log(f"compare: LIF mean field: {len(fps)} points, by index {fps.by_index()}, validation "
                 f"{entry['validation']}")
+    points.update(stored_points(ctx, models, [n for n in states if n not in ("lif", "lsnn", "force", UNTRAINED)]))
     if "rate" in states:
         aligned = aligned_pcs(states, "rate")
         projected = {n: (st, aligned[n][1](x)) for n, (st, x) in points.items() if len(x)}

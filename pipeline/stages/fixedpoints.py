@@ -71,10 +71,10 @@ def fixed_points_figure(fps, trajectories, inputs, title: str, settle_steps: int
 
 def memory_labels(targets: torch.Tensor) -> torch.Tensor:
     """``[B,T]`` the memory a trial holds at each step: the sign pattern of its targets as a binary code
-    (-1 where a target is zero: nothing held yet)."""
+    (-1 where every target is zero: nothing held yet)."""
     bits = (targets > 0).long()
     code = (bits * (2 ** torch.arange(targets.shape[-1], device=targets.device))).sum(dim=-1)
-    return torch.where((targets != 0).all(dim=-1), code, torch.full_like(code, -1))
+    return torch.where((targets != 0).any(dim=-1), code, torch.full_like(code, -1))
 
 
 def settled_memory_steps(batch: TaskBatch, hold_steps: int = 20) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Train the small networks the fixed-point tests and ``bench/fixedpoints.py`` analyse, and save them here.
+"""Train the small networks the fixed-point tests and ``bench/find_fixed_points.py`` analyse, and save them here.
 
     python tests/data/make_fixedpoint_nets.py            # all of them (a few minutes on 2 CPU cores)
     python tests/data/make_fixedpoint_nets.py gru64      # one of them
