@@ -44,9 +44,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# run as a script, this file's folder comes first on sys.path and its name would hide the package
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
 import fixedpoints  # noqa: E402
 from fixedpoints.find import linearise  # noqa: E402
 

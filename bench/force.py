@@ -31,15 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-# run as a script, this file's folder comes first on sys.path and its name would hide the package
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 from baselines.force import ForceConfig, ForceRNN, fit_force, rmse, seed_cosine  # noqa: E402
 from baselines.spiking_force import (  # noqa: E402

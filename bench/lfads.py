@@ -19,14 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-# run as a script, this file's folder comes first on sys.path and its name would hide the package
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 from baselines.lfads import LFADS, LFADSConfig, LFADSFitConfig, fit, infer, loss_terms  # noqa: E402
 from baselines.lfads_data import affine_r_squared, chaotic_rnn_dataset, lorenz_dataset, r_squared  # noqa: E402

@@ -12,13 +12,9 @@ stop, so every run does the same work), then their fixed points (256 starts).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# bench/fixedpoints.py, beside this file, would shadow the fixedpoints package: import the project's packages.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from pipeline.sweep import InlineExecutor, LocalExecutor, run_sweep, sweep_from_dict  # noqa: E402
 

@@ -24,15 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-# run as a script, this file's folder comes first on sys.path, where bench/fixedpoints.py would hide the fixedpoints
-# package that the pipeline's stages import
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 from pipeline.config import load_config, with_overrides  # noqa: E402
 from ratenets import RateRNN, load_model, seeds, train  # noqa: E402
