@@ -137,14 +137,20 @@ def run_sweep(sweep: SweepConfig, out_root: Path = Path("runs"), executor=None, 
         raise RunError(str(e)) from None
 
 
+def _previous_states(folder: Path) -> dict:
+    """Each network's record in the sweep state file, or nothing when the file is missing or unreadable (the
+    run folders themselves say what is done)."""
+    if not (folder / STATE_FILE).exists():
+        return {}
+    try:
+        return read_json(folder / STATE_FILE).get("networks", {})
+    except OutputError:
+        return {}
+
+
 def _run_locked(sweep, networks, folder, executor, log, aggregate, on_event) -> dict:
     _write_json(folder / SWEEP_FILE, {**sweep_to_dict(sweep), "networks": [n.name for n in networks]})
-    old = {}
-    if (folder / STATE_FILE).exists():
-        try:
-            old = read_json(folder / STATE_FILE).get("networks", {})
-        except OutputError:
-            old = {}
+    old = _previous_states(folder)
     state = {"name": sweep.name, "executor": executor.name, "networks": {}}
     progress = Progress(len(networks), log)
     previous_log = (folder / LOG_FILE).read_text(encoding="utf-8") if (folder / LOG_FILE).exists() else ""
@@ -239,12 +245,7 @@ def aggregate_folder(folder: Path, sweep: SweepConfig, log=print) -> dict:
     if not folder.is_dir():
         raise RunError(f"no sweep folder {folder}; run the sweep first")
     check_folder(sweep, networks, folder)
-    old = {}
-    if (folder / STATE_FILE).exists():
-        try:
-            old = read_json(folder / STATE_FILE).get("networks", {})
-        except OutputError:
-            old = {}
+    old = _previous_states(folder)
     state = {"networks": {}}
     for net in networks:
         result = finished_result(net, folder)
