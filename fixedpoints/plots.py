@@ -132,13 +132,14 @@ def plot_fixed_points(fps: FixedPoints, trajectories: torch.Tensor | None = None
 
 
 def plot_eigenvalues(fps: FixedPoints, points=None, *, ax=None, path=None, zoom: bool = True,
-                     dt: float | None = None) -> Figure:
+                     dt: float | None = None, time_unit: str = "time unit") -> Figure:
     """Eigenvalues of the chosen points (default all) in the complex plane with the stability boundary.
 
     Unstable eigenvalues (|λ| > 1, or Re λ > 0) are red crosses; stable ones are dots, black for stable
     points and orange for the stable directions of saddles. ``zoom``: frame the spectrum, not the whole
     unit circle. ``dt``: the map is an Euler step of ``dt`` of a continuous-time model; draw its
-    continuous-time spectrum ``ln λ / dt`` (principal branch) against the imaginary axis. Returns the Figure
+    continuous-time spectrum ``ln λ / dt`` (principal branch) against the imaginary axis; ``time_unit`` names the
+    unit of ``dt`` (or of a continuous model's time) on the axes, e.g. ``"ms"``. Returns the Figure
     (saved to ``path`` when given)."""
     if ax is None:
         ax = Figure(figsize=(4.5, 4)).subplots()
@@ -166,7 +167,7 @@ def plot_eigenvalues(fps: FixedPoints, points=None, *, ax=None, path=None, zoom:
     shown = vals[finite]
     if continuous:
         ax.axvline(0.0, color="0.5", lw=0.8, zorder=1)
-        unit = "1/time unit" if dt is None else "1/(time unit of dt)"
+        unit = f"1/{time_unit}"
         ax.set_xlabel(f"Re λ ({unit})" if dt is None else f"Re ln(λ)/dt ({unit})")
         ax.set_ylabel("Im λ" if dt is None else "Im ln(λ)/dt")
     else:

@@ -63,7 +63,7 @@ def fixed_points_figure(fps, trajectories, inputs, title: str, settle_steps: int
                       pca=fps.pca(n_components, fitted), ax=ax1)
     ax1.set_title(f"{title}: {len(fps)} points, by index {fps.by_index()}", fontsize=9)
     ax2 = fig.add_subplot(1, 2, 2)
-    plot_eigenvalues(fps, ax=ax2, dt=dt)
+    plot_eigenvalues(fps, ax=ax2, dt=dt, time_unit="ms")  # the task step dt_ms
     ax2.set_title("spectra (x: unstable eigenvalues)" + (" in continuous time" if dt else ""), fontsize=9)
     fig.subplots_adjust(wspace=0.35)
     return fig
