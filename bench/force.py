@@ -112,13 +112,17 @@ def ours(models) -> tuple[float, list[float]]:
     return seconds, [rmse(z[LEARN_UNTIL:], target[LEARN_UNTIL:]) for z in fit.outputs]
 
 
-def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = None) -> None:
+def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = None, rls_float64: bool = False,
+            float64: bool = False) -> None:
     """N&C's protocol on each seed, side by side in one call."""
     cfg = SpikingForceConfig(n_units=n_units, **overrides)
     settle, train, test = 5000.0, 5000.0, 5000.0
     target = sine_target(round((settle + train + test) / cfg.dt_ms), cfg.dt_ms)
-    fits = fit_spiking_force([SpikingForce(cfg, seed=s) for s in seeds], target, settle_ms=settle, train_ms=train,
-                             test_ms=test, raster_units=0, p0=p0)
+    nets = [SpikingForce(cfg, seed=s) for s in seeds]
+    if float64:
+        nets = [m.double() for m in nets]
+    fits = fit_spiking_force(nets, target, settle_ms=settle, train_ms=train, test_ms=test, raster_units=0, p0=p0,
+                             rls_float64=rls_float64 or float64)
     errors = [f.test_rmse for f in fits]
     rates = [float(f.run.n_spikes.mean()) / ((settle + train + test) / 1000) for f in fits]
     phases = [phase_drift(f, cfg.dt_ms)[:, 0].tolist() for f in fits]  # per test second, rad
@@ -130,7 +134,8 @@ def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = 
     print(json.dumps({"bench": "spiking_force", "n_units": n_units, "seeds": seeds,
                       "test_rmse": [round(e, 4) for e in errors], "rate_hz": [round(r, 2) for r in rates],
                       "phase_rad_per_test_s": [[round(v, 3) for v in ph] for ph in phases],
-                      "config": cfg.config_dict(), "p0": p0, "seconds": round(fits[0].seconds, 1),
+                      "config": cfg.config_dict(), "p0": p0, "rls_float64": rls_float64 or float64, "float64": float64,
+                      "seconds": round(fits[0].seconds, 1),
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
@@ -144,11 +149,14 @@ def main() -> None:
     ap.add_argument("--gain", type=float, help="spiking: G (default: SpikingForceConfig's)")
     ap.add_argument("--feedback-scale", type=float, help="spiking: Q (default: SpikingForceConfig's)")
     ap.add_argument("--p0", type=float, help="spiking: P(0) = p0·I (default: fit_spiking_force's)")
+    ap.add_argument("--rls-float64", action="store_true", help="spiking: the RLS matrix P in float64")
+    ap.add_argument("--float64", action="store_true", help="spiking: the whole network in float64 (as N&C's MATLAB)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.spiking:
         chosen = {"gain": args.gain, "feedback_scale": args.feedback_scale}
-        spiking(args.spiking, args.n_units or 2000, {k: v for k, v in chosen.items() if v is not None}, args.p0)
+        spiking(args.spiking, args.n_units or 2000, {k: v for k, v in chosen.items() if v is not None}, args.p0,
+                args.rls_float64, args.float64)
         return
     n = args.n_units or 1000
 
