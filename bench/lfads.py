@@ -7,7 +7,8 @@
 ``lorenz``: training time until the R² of the inferred rates against the true rates on the validation trials
 reaches ``--target`` (0.85; the held-out trials' R² at that step is the reported score), on the dataset, split
 and fit settings of the pipeline config's ``lfads`` section (evaluations are not counted in the training
-clock; ``--no-stop`` trains on to ``n_steps``; at most ``--time-limit`` seconds, 900 for lorenz), with the R² curve and the latents' R² after an affine fit.
+clock; ``--no-stop`` trains on to ``n_steps``; at most ``--time-limit`` seconds, 900 for lorenz), with the R²
+curves and the latents' R² after an affine fit.
 ``chaotic``: the chaotic-RNN dataset (N 50, g 1.5, τ 25 ms), R² of rates and latents on held-out trials.
 ``step``: seconds per training step (forward, backward, AdamW) at the lfads-torch reference sizes (gen 200,
 factors 100, encoders 64, controller 64, co_dim 4, 100 neurons, 100 bins, batch 64), median of ``--repeats``
