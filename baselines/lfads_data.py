@@ -141,6 +141,20 @@ def r_squared(predicted, true) -> float:
     return float((1 - ss_res[varies] / ss_tot[varies]).mean())
 
 
+def pooled_r_squared(predicted, true) -> float:
+    """``1 - ΣΣ(y - ŷ)² / ΣΣ(y - ȳ_c)²`` over every trial, bin and channel (ȳ_c: each channel's mean): the
+    channels' R² weighted by their variance. Unlike ``r_squared``'s plain mean over channels it is not swung by
+    a unit that barely fires (a channel of tiny variance whose own R² can be any large negative number)."""
+    p = torch.as_tensor(predicted, dtype=torch.float64).reshape(-1, predicted.shape[-1])
+    t = torch.as_tensor(true, dtype=torch.float64).reshape(-1, true.shape[-1])
+    if p.shape != t.shape:
+        raise ValueError(f"predicted {tuple(p.shape)} and true {tuple(t.shape)} differ in shape")
+    ss_tot = float(((t - t.mean(0)) ** 2).sum())
+    if ss_tot <= 0:
+        raise ValueError("every channel of the true values is constant: R² is undefined")
+    return 1.0 - float(((t - p) ** 2).sum()) / ss_tot
+
+
 def affine_r_squared(predicted, true) -> float:
     """R² of ``true`` after the least-squares affine map from ``predicted`` (latents are known only up to one):
     fitted and scored on the same trials."""

@@ -16,7 +16,13 @@ from baselines.lfads import (
     infer,
     load,
 )
-from baselines.lfads_data import affine_r_squared, chaotic_rnn_dataset, lorenz_dataset, r_squared
+from baselines.lfads_data import (
+    affine_r_squared,
+    chaotic_rnn_dataset,
+    lorenz_dataset,
+    pooled_r_squared,
+    r_squared,
+)
 from ratenets import TrainingDiverged
 
 TINY_MODEL = LFADSConfig(co_dim=0, gen_dim=32, fac_dim=6, ic_enc_dim=32, dropout=0.0)
@@ -181,3 +187,15 @@ def test_synthetic_data_have_the_documented_statistics():
     assert affine_r_squared(2 * lorenz.latents - 1, lorenz.latents) == pytest.approx(1.0)
     silent = torch.cat([flat, torch.zeros(len(flat), 1)], 1)  # a unit that never fires is left out, not -inf
     assert r_squared(silent, silent) == pytest.approx(1.0) and r_squared(flat, flat + 0.0) == pytest.approx(1.0)
+    # pooled R²: one channel explained exactly (variance 4), one at its mean (variance 1): 1 - 1/5 by hand,
+    # where the mean over channels says 0.5
+    y = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, 1.0], [-1.0, -1.0]]) * torch.tensor([2.0, 1.0])
+    guess = torch.stack([y[:, 0], torch.zeros(4)], 1)
+    assert pooled_r_squared(guess, y) == pytest.approx(0.8) and r_squared(guess, y) == pytest.approx(0.5)
+    barely = torch.zeros(100, 2)
+    barely[:, 0] = torch.linspace(-1, 1, 100)
+    barely[7, 1] = 1e-3  # a unit that fired once, faintly: its own R² of a zero guess is -huge when off by 1
+    off = barely.clone()
+    off[:, 1] = 1.0
+    assert r_squared(off, barely) < -1e5 and pooled_r_squared(off, barely) < 0 and \
+        pooled_r_squared(barely, barely) == pytest.approx(1.0)

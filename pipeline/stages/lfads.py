@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from baselines.lfads import LFADSConfig, LFADSFitConfig, LFADSTrainConfig, fit, plot_fit, plot_rates
-from baselines.lfads_data import affine_r_squared, chaotic_rnn_dataset, lorenz_dataset, r_squared
+from baselines.lfads_data import affine_r_squared, chaotic_rnn_dataset, lorenz_dataset, pooled_r_squared, r_squared
 from fixedpoints import find, summarize
 from ratenets.seeds import ANALYSIS_NOISE, HELD_OUT
 
@@ -186,6 +186,7 @@ def run(ctx: RunContext) -> None:
                  "n_neurons": spikes.shape[-1], "n_bins": spikes.shape[1], "bin_ms": data["dt_ms"],
                  "train_steps": result.history["step"][-1] if result.history["step"] else 0,
                  "rate_r2": r_squared(test.rates, data["rates"][test_i]),
+                 "rate_r2_pooled": pooled_r_squared(test.rates, data["rates"][test_i]),
                  "mean_count_per_bin": float(spikes.double().mean())}
         if "latents" in data:
             entry["latent_r2"] = affine_r_squared(test.factors, data["latents"][test_i])
@@ -228,7 +229,8 @@ def run(ctx: RunContext) -> None:
         extra = f", latents R² {entry['latent_r2']:.3f}" if "latent_r2" in entry else ""
         mem = entry["fixed_points"].get("memories")
         mem_text = f", memories {sorted(set(mem))}" if mem is not None else ""
-        ctx.log(f"lfads: {source}: {entry['train_steps']} updates, held-out rate R² {entry['rate_r2']:.3f}{extra}; "
+        ctx.log(f"lfads: {source}: {entry['train_steps']} updates, held-out rate R² {entry['rate_r2']:.3f} (pooled "
+                f"{entry['rate_r2_pooled']:.3f}){extra}; "
                 f"generator: {len(fps)} fixed points, {entry['fixed_points']['n_stable']} stable{mem_text}")
 
 
@@ -237,12 +239,15 @@ def report(ctx: RunContext) -> list[str]:
              "Rates inferred on held-out trials against the true rates (synthetic data) or the network's own "
              "filtered rates; fixed points of the generator at zero inferred input, each stable point read out "
              "through a linear map of the factors fitted to the task's targets.", "",
-             "| source | neurons | rate R² | latent R² | fixed points | stable | distinct memories |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "Rate R²: the mean of the neurons' own R²; pooled: weighted by their variance (a neuron that barely "
+             "fires cannot swing it).", "",
+             "| source | neurons | rate R² | pooled | latent R² | fixed points | stable | distinct memories |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for source, e in ctx.summary.get("lfads", {}).items():
         fp = e.get("fixed_points", {})
         lat = f"{e['latent_r2']:.3f}" if "latent_r2" in e else "–"
-        lines.append(f"| {source} | {e.get('n_neurons')} | {e.get('rate_r2', float('nan')):.3f} | {lat} | "
+        pooled = f"{e['rate_r2_pooled']:.3f}" if "rate_r2_pooled" in e else "–"
+        lines.append(f"| {source} | {e.get('n_neurons')} | {e.get('rate_r2', float('nan')):.3f} | {pooled} | {lat} | "
                      f"{fp.get('n', '–')} | {fp.get('n_stable', '–')} | {fp.get('n_distinct_memories', '–')} |")
     return lines
 
