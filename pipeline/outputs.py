@@ -156,7 +156,8 @@ class RunWriter:
             shutil.copyfile(path, tmp)
             with h5py.File(tmp, "a") as f:
                 for g in present:
-                    del f[g]
+                    if g in f:  # a nested group (``a/b``) is gone once its parent (``a``) was deleted
+                        del f[g]
 
         atomic_write(path, write)
 

@@ -380,3 +380,20 @@ def test_a_number_yaml_reads_as_text_is_taken_as_the_number_meant(tmp_path):
     assert "lr: 1e-3" in path.read_text() and load_config(path).rate.train.lr == 0.001
     with pytest.raises(ConfigError, match="must be a number, got 'fast'"):
         load_config(write_config(path, {**RATE_ONLY, "rate": {"train": {"lr": "fast"}}}))
+
+
+def test_removing_a_group_with_its_own_subgroup_listed_too(tmp_path):
+    """A stage that wrote ``a`` and ``a/b`` is removed in one call: deleting ``a`` takes ``a/b`` with it, and the
+    second name must not fail (it did: KeyError, the run stopped with a traceback)."""
+    import h5py
+    import numpy as np
+
+    from pipeline.outputs import RunWriter
+
+    w = RunWriter(tmp_path)
+    w.h5_group("a", {"x": np.zeros(3)})
+    w.h5_group("a/b", {"y": np.ones(2)})
+    w.h5_group("c", {"z": np.arange(4)})
+    w.remove_h5_groups(["a", "a/b"])
+    with h5py.File(tmp_path / "results.h5") as f:
+        assert list(f) == ["c"] and np.array_equal(f["c/z"][()], np.arange(4))

@@ -4,7 +4,9 @@ its generator at zero inferred input.
 Sources (``sources``): ``lif`` and ``lsnn``, the run's own spiking networks, simulated on held-out trials
 (their spike counts summed into bins of ``bin_steps`` task steps; ``n_neurons`` units drawn at random are
 fitted), scored against each network's own filtered rates (the traces its readout reads: the LIF
-network's synaptic filter, the LSNN's readout filter) in spikes per bin; ``lorenz`` and ``chaotic_rnn``,
+network's synaptic filter, the LSNN's readout filter) in spikes per bin; ``rate``, the positive control: the
+rate network (whose map has its attractors, found by the fixedpoints stage) read out as Poisson spikes at
+``rate_max_hz`` times its units' rates, scored against those expected counts; ``lorenz`` and ``chaotic_rnn``,
 the synthetic datasets of ``baselines.lfads_data``, scored against their true rates and (after an affine
 fit) latents. Trials are split into training, validation and held-out parts (``split``); every score is on
 the held-out part.
@@ -31,8 +33,8 @@ from ..evaluation import N_SAVED_TRIALS
 from ..registry import Stage, register
 from .fixedpoints import fixed_points_figure
 
-SOURCES = ("lif", "lsnn", "lorenz", "chaotic_rnn")
-NETWORKS = {"lif": "transfer", "lsnn": "lsnn"}  # source -> the stage that makes it
+SOURCES = ("lif", "lsnn", "rate", "lorenz", "chaotic_rnn")
+NETWORKS = {"lif": "transfer", "lsnn": "lsnn", "rate": "rate"}  # source -> the stage that makes it
 LFADS_OFFSET = 40_000  # this stage's own stream (trial split, neuron choice), apart from ratenets.seeds'
 
 
@@ -53,11 +55,11 @@ class SyntheticSection:
 
 @dataclass(frozen=True)
 class LFADSSection:
-    """``sources``: any of lif, lsnn, lorenz, chaotic_rnn. For the networks: ``n_trials`` held-out trials
+    """``sources``: any of lif, lsnn, rate, lorenz, chaotic_rnn. For the networks: ``n_trials`` held-out trials
     simulated, ``n_neurons`` of their units fitted, ``bin_steps`` task steps per bin. ``split``: fractions of
     trials for training, validation and scoring. ``model`` and ``train``: LFADS (its neurons, bins and bin width
     come from the data). ``fp_starts``, ``fp_noise`` (relative to the generator states' spread): the fixed-point
-    search of the generator."""
+    search of the generator. ``rate_max_hz``: the Poisson rate of a rate unit at r = 1 (source ``rate``)."""
 
     sources: tuple[str, ...] = ("lif", "lsnn")
     n_trials: int = 300
@@ -72,8 +74,11 @@ class LFADSSection:
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
     fp_starts: int = 512
     fp_noise: float = 0.01
+    rate_max_hz: float = 30.0
 
     def __post_init__(self):
+        if not (math.isfinite(self.rate_max_hz) and 0 < self.rate_max_hz <= 1000):
+            raise ValueError(f"rate_max_hz must be in (0, 1000] Hz, got {self.rate_max_hz}")
         if not self.sources:
             raise ValueError(f"sources is empty; name at least one of: {', '.join(SOURCES)}")
         for s in self.sources:
@@ -123,9 +128,14 @@ def network_data(ctx: RunContext, source: str, sec: LFADSSection) -> dict:
         batch = task.sample(min(100, sec.n_trials - start), gen).to(ctx.device)
         kwargs = {"generator": noise} if source == "lif" else {}
         roll = model(batch.inputs, **kwargs)
-        # per step: LIF filtered rates are in Hz, the LSNN's readout trace in spikes per step
-        per_step = roll.rates * (ctx.task.dt_ms / 1000.0) if source == "lif" else roll.rates
-        spikes.append(roll.spikes.cpu())
+        # per step: LIF filtered rates are in Hz, the LSNN's readout trace in spikes per step, a rate unit's
+        # r in [0, 1] is a Poisson rate of r·rate_max_hz
+        if source == "rate":
+            per_step = roll.rates * (sec.rate_max_hz * ctx.task.dt_ms / 1000.0)
+            spikes.append(torch.poisson(per_step, generator=noise).cpu())
+        else:
+            per_step = roll.rates * (ctx.task.dt_ms / 1000.0) if source == "lif" else roll.rates
+            spikes.append(roll.spikes.cpu())
         rates.append(per_step.cpu())
         targets.append(batch.targets.cpu())
         inputs.append(batch.inputs.cpu())
