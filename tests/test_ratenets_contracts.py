@@ -215,3 +215,20 @@ def test_a_checkpoint_with_an_invalid_model_config_is_a_checkpoint_error(tmp_pat
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match=r"invalid model_config for RateRNN \(p_rec must be in \(0, 1\]"):
         load_model(path)
+
+
+def test_atomic_writes_get_the_permissions_of_an_ordinary_write(tmp_path):
+    """Not mkstemp's owner-only 0600: a run folder shared with a group stays readable (umask 022 -> 0644)."""
+    import os
+    import stat
+
+    from ratenets.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        ordinary = tmp_path / "b.txt"
+        ordinary.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == stat.S_IMODE(ordinary.stat().st_mode) == 0o644
