@@ -119,13 +119,28 @@ def cca(X, Y) -> float:
     return float(canonical_correlations(_flat_centred(X), _flat_centred(Y)).mean())
 
 
+def svcca_basis(X, variance: float = 0.99, name: str = "X") -> np.ndarray:
+    """One model's half of SVCCA: an orthonormal basis ``[n, k]`` of its PCA scores to ``variance`` of its
+    variance. ``svcca(X, Y) == svcca_from_bases(svcca_basis(X), svcca_basis(Y))``; computing each model's basis
+    once makes every pair of a distance matrix one ``[k, k']`` product (``pipeline.sweep`` does)."""
+    f = _flat_centred(_as_array(X, name))
+    if not f.any():
+        raise ValueError(f"{name}'s states are constant over all trials and steps: no correlation is defined")
+    return _rank_basis(_pca_scores(f, variance))
+
+
+def svcca_from_bases(qx: np.ndarray, qy: np.ndarray) -> float:
+    """Mean canonical correlation of two models given their ``svcca_basis`` (the same trials and steps)."""
+    if qx.shape[0] != qy.shape[0]:
+        raise ValueError(f"the bases hold {qx.shape[0]} and {qy.shape[0]} samples: not the same trials and steps")
+    if qx.shape[1] == 0 or qy.shape[1] == 0:
+        raise ValueError("a model's states are constant over all trials and steps: no correlation is defined")
+    return float(np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0.0, 1.0).mean())
+
+
 def svcca(X, Y, variance: float = 0.99) -> float:
     """SVCCA: PCA of each model to ``variance`` of its variance, then the mean canonical correlation."""
-    fx, fy = _flat_centred(X), _flat_centred(Y)
-    for name, f in (("X", fx), ("Y", fy)):
-        if not f.any():
-            raise ValueError(f"{name}'s states are constant over all trials and steps: no correlation is defined")
-    return float(canonical_correlations(_pca_scores(fx, variance), _pca_scores(fy, variance)).mean())
+    return svcca_from_bases(svcca_basis(X, variance, "X"), svcca_basis(Y, variance, "Y"))
 
 
 def cka(X, Y) -> float:

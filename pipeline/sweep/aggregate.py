@@ -220,12 +220,24 @@ def _distance(method: str, value: float) -> float:
 
 
 def distance_matrices(names, keys, states, methods, agg, cache_path: Path, log=print) -> dict:
-    """``method -> [n, n]`` distances (0 on the diagonal); pairs already computed are read from the cache."""
+    """``method -> [n, n]`` distances (0 on the diagonal); pairs already computed are read from the cache,
+    which is written again every minute while new pairs are computed (a killed aggregation keeps them). SVCCA
+    reduces each network once (``svcca_basis``), so a pair costs one small product, not two PCAs."""
+    from fixedpoints.similarity import svcca_basis, svcca_from_bases
+
     try:
         cache = read_json(cache_path) if cache_path.exists() else {}
     except OutputError:
         cache = {}
-    n, new = len(names), 0
+    n, new, saved = len(names), 0, time.monotonic()
+    bases: dict[int, np.ndarray] = {}
+
+    def svcca_distance(i: int, j: int) -> float:
+        for k in (i, j):
+            if k not in bases:
+                bases[k] = svcca_basis(states[k], agg.svcca_keep, names[k])
+        return _distance("svcca", svcca_from_bases(bases[i], bases[j]))
+
     out = {}
     for method in methods:
         tag = f"{method}@{agg.svcca_keep}" if method == "svcca" else method
@@ -234,8 +246,12 @@ def distance_matrices(names, keys, states, methods, agg, cache_path: Path, log=p
             for j in range(i + 1, n):
                 pair = f"{tag}|" + "|".join(sorted((keys[i], keys[j])))
                 if pair not in cache:
-                    cache[pair] = _distance(method, _similarity(states[i], states[j], method, agg.svcca_keep))
+                    cache[pair] = (svcca_distance(i, j) if method == "svcca" else
+                                   _distance(method, _similarity(states[i], states[j], method, agg.svcca_keep)))
                     new += 1
+                    if time.monotonic() - saved > 60:
+                        _json_file(cache_path, cache)
+                        saved = time.monotonic()
                 m[i, j] = m[j, i] = cache[pair]
         out[method] = m
     if new:
