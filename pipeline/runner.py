@@ -15,6 +15,7 @@ new one is complete; a stage's old outputs are replaced only when its new ones a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -252,7 +253,10 @@ def _run_locked(cfg, out, device, task, force, log) -> dict:
     # Results are bitwise reproducible for a given thread count (reductions are summed in another order with
     # more threads: the default LSNN scores 0.976 with one thread and 0.987 with two), so the count is recorded.
     summary["machine"] = {"torch_threads": torch.get_num_threads(), "device": str(device)}
-    writer.text(CONFIG, dump_config(cfg))
+    # config.yaml lists every stage the folder holds results of, not only those run now: a later
+    # ``--stages fixedpoints`` must not make the folder look like another run (the sweep compares it)
+    held = [s.name for s in ordered(set(cfg.stages) | (set(summary["stages"]) & set(STAGES)))]
+    writer.text(CONFIG, dump_config(dataclasses.replace(cfg, stages=type(cfg.stages)(held))))
     writer.json(SUMMARY, summary)
     log(f"run {cfg.name}: task {task.name}, device {device}, writing {out}")
     for stage in ordered(cfg.stages):

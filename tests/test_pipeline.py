@@ -267,3 +267,16 @@ def test_the_three_entries_are_the_same_command(root, tmp_path):
     script = Path(sys.executable).parent / "ratespike"  # the console script pip installs with the package
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "--stages" in shown.stdout
+
+
+def test_running_one_stage_again_keeps_the_folder_s_recorded_stages(tmp_path):
+    """``--stages fixedpoints --force`` in a finished run folder recomputes that stage; config.yaml still lists
+    every stage whose results the folder holds (it listed only the one rerun, and the sweep then refused its own
+    network as built with another config)."""
+    data = {**TINY, "stages": ["rate", "fixedpoints"], "fixedpoints": {"n_starts": 8}}
+    cfg = write_config(tmp_path / "c.yaml", data)
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 0
+    assert main([str(cfg), "--out", str(tmp_path / "runs"), "--stages", "fixedpoints", "--force"]) == 0
+    run = tmp_path / "runs" / "tiny"
+    assert list(load_config(run / "config.yaml").stages) == ["rate", "fixedpoints"]
+    assert set(json.loads((run / "summary.json").read_text())["stages"]) == {"rate", "fixedpoints"}
