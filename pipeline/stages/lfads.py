@@ -74,7 +74,7 @@ class LFADSSection:
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
     fp_starts: int = 512
     fp_noise: float = 0.01
-    rate_max_hz: float = 30.0
+    rate_max_hz: float = 100.0
 
     def __post_init__(self):
         if not (math.isfinite(self.rate_max_hz) and 0 < self.rate_max_hz <= 1000):
