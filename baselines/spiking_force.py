@@ -51,8 +51,9 @@ PROPAGATIONS = ("auto", "sparse", "dense")
 
 # A stronger feedback and a weaker chaos than N&C's (Q 10, G 0.04) for the 5 Hz sine. With N&C's settings the learned
 # loop's phase drifts once learning stops: 0-2 of 5 seeds end within 0.2 of the amplitude over the 5 s test. With
-# these, 5/5 on the seeds that chose them (0-4), 3/5 on held-out seeds 5-9, 13/15 over seeds 0-14 with RLS every 1 ms
-# (README, spiking FORCE): better, not yet reliable on every seed. ``SpikingForceConfig(**STABLE_SINE)``.
+# these, 5/5 on the seeds that chose them (0-4), 3/5 on held-out seeds 5-9; with RLS every 1 ms 13/15 over seeds 0-14
+# and 13/15 on fresh seeds 15-29 (README, spiking FORCE): better, not yet reliable on every seed.
+# ``SpikingForceConfig(**STABLE_SINE)``.
 STABLE_SINE = {"gain": 0.02, "feedback_scale": 40.0}
 
 
