@@ -126,15 +126,19 @@ def _trials(latents, rates, trials_per_condition: int, dt_ms: float, g: torch.Ge
     return SyntheticSpikes(_poisson(rates, g), rates, latents[condition], condition, dt_ms)
 
 
-def r_squared(predicted, true) -> float:
-    """Coefficient of determination ``1 - Σ(y - ŷ)² / Σ(y - ȳ)²`` per channel over all trials and bins (last
-    axis: channels), averaged over the channels whose true values vary (a unit that never fires is left out)."""
+def _sums_of_squares(predicted, true) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel (last axis), over all trials and bins: ``Σ(y - ŷ)²`` and ``Σ(y - ȳ)²``, in float64."""
     p = torch.as_tensor(predicted, dtype=torch.float64).reshape(-1, predicted.shape[-1])
     t = torch.as_tensor(true, dtype=torch.float64).reshape(-1, true.shape[-1])
     if p.shape != t.shape:
         raise ValueError(f"predicted {tuple(p.shape)} and true {tuple(t.shape)} differ in shape")
-    ss_res = ((t - p) ** 2).sum(0)
-    ss_tot = ((t - t.mean(0)) ** 2).sum(0)
+    return ((t - p) ** 2).sum(0), ((t - t.mean(0)) ** 2).sum(0)
+
+
+def r_squared(predicted, true) -> float:
+    """Coefficient of determination ``1 - Σ(y - ŷ)² / Σ(y - ȳ)²`` per channel over all trials and bins (last
+    axis: channels), averaged over the channels whose true values vary (a unit that never fires is left out)."""
+    ss_res, ss_tot = _sums_of_squares(predicted, true)
     varies = ss_tot > 1e-12 * float(ss_tot.max().clamp_min(1e-300))  # a silent unit has no variance to explain
     if not varies.any():
         raise ValueError("every channel of the true values is constant: R² is undefined")
@@ -145,14 +149,10 @@ def pooled_r_squared(predicted, true) -> float:
     """``1 - ΣΣ(y - ŷ)² / ΣΣ(y - ȳ_c)²`` over every trial, bin and channel (ȳ_c: each channel's mean): the
     channels' R² weighted by their variance. Unlike ``r_squared``'s plain mean over channels it is not swung by
     a unit that barely fires (a channel of tiny variance whose own R² can be any large negative number)."""
-    p = torch.as_tensor(predicted, dtype=torch.float64).reshape(-1, predicted.shape[-1])
-    t = torch.as_tensor(true, dtype=torch.float64).reshape(-1, true.shape[-1])
-    if p.shape != t.shape:
-        raise ValueError(f"predicted {tuple(p.shape)} and true {tuple(t.shape)} differ in shape")
-    ss_tot = float(((t - t.mean(0)) ** 2).sum())
-    if ss_tot <= 0:
+    ss_res, ss_tot = _sums_of_squares(predicted, true)
+    if float(ss_tot.sum()) <= 0:
         raise ValueError("every channel of the true values is constant: R² is undefined")
-    return 1.0 - float(((t - p) ** 2).sum()) / ss_tot
+    return 1.0 - float(ss_res.sum()) / float(ss_tot.sum())
 
 
 def affine_r_squared(predicted, true) -> float:

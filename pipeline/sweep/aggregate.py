@@ -45,19 +45,6 @@ SIMILARITY_METHODS = ("svcca", "cka")
 FEATURES_VERSION = 2  # raised when what is cached per network changes
 
 
-# --- similarity ---------------------------------------------------------------------------------------------
-
-def _similarity(X: np.ndarray, Y: np.ndarray, method: str, keep: float) -> float:
-    """``fixedpoints.similarity`` (X, Y ``[trials, steps, D]`` -> similarity in [0, 1])."""
-    from fixedpoints.similarity import similarity
-
-    options = {"variance": keep} if method == "svcca" else {}
-    try:
-        return float(similarity(X, Y, method, **options))
-    except TypeError:  # an implementation without the option
-        return float(similarity(X, Y, method))
-
-
 # --- one network --------------------------------------------------------------------------------------------
 
 def _json_file(path: Path, data) -> None:
@@ -223,7 +210,7 @@ def distance_matrices(names, keys, states, methods, agg, cache_path: Path, log=p
     """``method -> [n, n]`` distances (0 on the diagonal); pairs already computed are read from the cache,
     which is written again every minute while new pairs are computed (a killed aggregation keeps them). SVCCA
     reduces each network once (``svcca_basis``), so a pair costs one small product, not two PCAs."""
-    from fixedpoints.similarity import svcca_basis, svcca_from_bases
+    from fixedpoints.similarity import similarity, svcca_basis, svcca_from_bases
 
     try:
         cache = read_json(cache_path) if cache_path.exists() else {}
@@ -247,7 +234,7 @@ def distance_matrices(names, keys, states, methods, agg, cache_path: Path, log=p
                 pair = f"{tag}|" + "|".join(sorted((keys[i], keys[j])))
                 if pair not in cache:
                     cache[pair] = (svcca_distance(i, j) if method == "svcca" else
-                                   _distance(method, _similarity(states[i], states[j], method, agg.svcca_keep)))
+                                   _distance(method, float(similarity(states[i], states[j], method))))
                     new += 1
                     if time.monotonic() - saved > 60:
                         _json_file(cache_path, cache)
