@@ -54,19 +54,23 @@ def rls_matrix(n_networks: int, n_units: int, p0: float, dtype=torch.float32, de
     return (eye * p0).expand(n_networks, n_units, n_units).clone()
 
 
-def rls_update(p: torch.Tensor, w_out: torch.Tensor, r: torch.Tensor, error: torch.Tensor) -> None:
+def rls_update(p: torch.Tensor, w_out: torch.Tensor, r: torch.Tensor, error: torch.Tensor,
+               forget: float = 1.0) -> None:
     """One RLS step for M networks at once, in place: ``p [M,N,N]``, ``w_out [M,O,N]``, rates ``r [M,N]``, error
-    ``e = z - f`` ``[M,O]`` (0 where an output is not trained now). Raises ``RLSError`` (one line) before anything
-    changes when ``r`` or ``e`` is not finite."""
+    ``e = z - f`` ``[M,O]`` (0 where an output is not trained now). ``forget`` λ in (0, 1] weighs the update made
+    n steps ago by λⁿ (1: plain RLS, every sample alike): ``k = P r``, ``P ← (P − k kᵀ/(λ + rᵀk))/λ``,
+    ``w ← w − e kᵀ/(λ + rᵀk)``. Raises ``RLSError`` (one line) before anything changes when ``r`` or ``e`` is not
+    finite."""
     if not (torch.isfinite(r).all() and torch.isfinite(error).all()):
         what = "rates" if not torch.isfinite(r).all() else "errors"
         raise RLSError(f"RLS refused a non-finite state: the {what} of this step hold nan or inf; the readout "
                        "keeps its last finite update (lower the feedback or the gain, or check the inputs)")
     r = r.to(p.dtype)
     k = torch.bmm(p, r.unsqueeze(-1)).squeeze(-1)  # [M,N]
-    c = 1.0 / (1.0 + (r * k).sum(dim=-1, keepdim=True))  # [M,1]
+    c = 1.0 / (forget + (r * k).sum(dim=-1, keepdim=True))  # [M,1]
     ck = c * k
-    p.baddbmm_(ck.unsqueeze(-1), k.unsqueeze(-2), alpha=-1.0)  # P ← P − c k kᵀ (batched rank-1)
+    # P ← (P − c k kᵀ)/λ (batched rank-1; λ = 1 leaves P's scale alone)
+    p.baddbmm_(ck.unsqueeze(-1), k.unsqueeze(-2), beta=1.0 / forget, alpha=-1.0 / forget)
     w_out.baddbmm_(error.to(w_out.dtype).unsqueeze(-1), ck.to(w_out.dtype).unsqueeze(-2), alpha=-1.0)
 
 

@@ -206,11 +206,13 @@ def simulate_spiking_force(model, inputs: torch.Tensor, *, targets: torch.Tensor
                            learn: torch.Tensor | None = None, rls_every: int = 5, p0: float | None = None,
                            rls: torch.Tensor | None = None, generator: torch.Generator | None = None,
                            propagation: str = "auto", record_rates: bool = False, raster_units: int = 0,
-                           state: LIFState | None = None, rls_float64: bool = False) -> SpikingForceRun:
+                           state: LIFState | None = None, rls_float64: bool = False,
+                           forget: float = 1.0) -> SpikingForceRun:
     """Run the closed loop over ``inputs [B,T,I]``; with ``targets [B,T,O]`` train the readouts by RLS at the end
     of rate steps ``t`` where ``learn[t]`` and ``t % rls_every == 0`` (N&C: every 2.5 ms), from ``P(0) = p0·I``
     (default 0.1·dt, dt in s) or the given ``rls [M,N,N]``. A refused update (``RLSError``) leaves each readout at
-    its last good value. ``state`` continues an earlier run instead of starting from ``v0``.
+    its last good value. ``state`` continues an earlier run instead of starting from ``v0``. ``forget``: the RLS
+    forgetting factor per update (``rls_update``; 1, N&C's, weighs every update alike).
 
     ``model`` is one network (B trials of it; training: B = 1) or a list of M networks sharing their sizes, one
     trial each (B = M; trial m runs network m): M seeds train in one pass, each step one batched operation."""
@@ -240,6 +242,7 @@ def simulate_spiking_force(model, inputs: torch.Tensor, *, targets: torch.Tensor
         if learn_at.shape != (n_steps,):
             raise ValueError(f"learn must be a [T] mask with T = {n_steps}, got {tuple(learn_at.shape)}")
         _validate.integer("rls_every", rls_every, 1, 10**9)
+        _validate.real("forget", forget, 0, 1, open_low=True)
         learn_list = (learn_at & (torch.arange(n_steps) % rls_every == 0)).tolist()
         if rls is None:
             p_dtype = torch.float64 if rls_float64 else dtype
@@ -296,7 +299,7 @@ def simulate_spiking_force(model, inputs: torch.Tensor, *, targets: torch.Tensor
                         events.append(torch.cat([hit[:, :1], k, hit[:, 1:]], dim=1))
                 z = readout(state.r)
             if training and learn_list[t]:
-                rls_update(rls, w_out, state.r, z - targets[:, t])
+                rls_update(rls, w_out, state.r, z - targets[:, t], forget)
                 n_updates += 1
             outputs[:, t] = z
             if record_rates:
@@ -328,13 +331,13 @@ def sine_target(n_steps: int, dt_ms: float, freq_hz: float = 5.0, amplitude: flo
 
 def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms: float, test_ms: float,
                       rls_every_ms: float = 2.5, raster_units: int = 100, propagation: str = "auto",
-                      rls_float64: bool = False, p0: float | None = None):
+                      rls_float64: bool = False, p0: float | None = None, forget: float = 1.0):
     """N&C's protocol for a generation target (no input): ``settle_ms`` without learning, ``train_ms`` with RLS
     every ``rls_every_ms``, ``test_ms`` with learning off; ``target [T,O]`` holds one value per rate step over the
     whole run (a target of another length is refused before anything runs). The test RMSE is over the test
     window. ``model``: one network (returns its ``SpikingForceFit``) or a list of networks trained side by side
     in one simulation (returns one ``SpikingForceFit`` each; ``seconds`` is the whole call's). ``p0``: P(0) = p0·I
-    (None: ``simulate_spiking_force``'s default)."""
+    (None: ``simulate_spiking_force``'s default); ``forget``: the RLS forgetting factor per update (1: N&C's)."""
     import time
 
     nets = _stack_networks(model)
@@ -360,7 +363,7 @@ def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms
     t0 = time.perf_counter()
     run = simulate_spiking_force(model, inputs, targets=target.unsqueeze(0).expand(m, -1, -1), learn=learn,
                                  rls_every=every, raster_units=raster_units, propagation=propagation,
-                                 rls_float64=rls_float64, p0=p0)
+                                 rls_float64=rls_float64, p0=p0, forget=forget)
     seconds = time.perf_counter() - t0
     f, test = target.float(), slice(stop, n_steps)
     amp = float((f[test].max() - f[test].min()) / 2)

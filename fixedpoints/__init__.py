@@ -7,7 +7,7 @@ models are analysed through ``surrogate_for(model)``.
 """
 
 from .adapters import Dynamics, dynamics_of, surrogate_for
-from .compare import compare_topology
+from .compare import compare_topology, topology_summary
 from .continuation import Continuation, continuation
 from .dedup import outlier_mask, unique_lowest_q
 from .find import check_map, find, find_slow_points, sample_starts, state_trajectories, summarize
@@ -25,4 +25,4 @@ __all__ = [
     "plot_eigenvalues", "plot_fixed_points", "sample_starts", "state_trajectories", "summarize", "surrogate_for",
     "topology", "unique_lowest_q",
 ]
-__all__ += ["SIMILARITY_METHODS", "compare_topology", "similarity"]
+__all__ += ["SIMILARITY_METHODS", "compare_topology", "similarity", "topology_summary"]

@@ -51,6 +51,48 @@ def test_compare_stage_writes_matrices_figures_and_the_opening_table(tmp_path):
     report = (run / "report.md").read_text().splitlines()
     assert report[2].startswith("| model | score | firing rate (Hz) | stable points | saddles | similarity to the rate")
     assert any(line.startswith("| lif (mean field) |") for line in report[:10])
+    topology = summary["compare"]["topology"]  # read back from results.h5: the fixedpoints stage's own counts
+    assert set(topology) == {"rate", "lsnn"}
+    for name, entry in topology.items():
+        assert entry["by_index"] == summary["fixed_points"][name]["by_index"], name
+        assert entry["n_stable"] == summary["fixed_points"][name]["by_index"].get("0", 0), name
+    assert topology["rate"]["same_graph_as_rate"] is True
+    assert "| model | stable points | index-1 saddles | graph | same graph as rate |" in report
+    assert any(line.startswith(f"| rate | {topology['rate']['n_stable']} |") and line.endswith("| yes |")
+               for line in report)
+
+
+class _DoubleWell(torch.nn.Module):
+    """ẋ₀ = x₀ − x₀³, ẋ₁ = −2x₁: attractors (±1, 0), an index-1 saddle at the origin between them."""
+
+    def velocity(self, x, u):
+        return torch.cat([x[:, :1] - x[:, :1] ** 3, -2 * x[:, 1:]], dim=1)
+
+
+def test_stored_fixed_points_rebuild_their_unstable_directions_and_topology(tmp_path):
+    """The compare stage and the sweep read the fixedpoints stage's ``results.h5`` (points and Jacobians, no
+    eigenvectors) back into ``FixedPoints``; the double well's saddle must still lead to both attractors."""
+    import h5py
+
+    import fixedpoints
+    from pipeline.stages.fixedpoints import stored_fixed_points
+
+    starts = torch.tensor([[-1.2, 0.3], [-0.05, 0.2], [0.04, -0.1], [1.1, 0.5]], dtype=torch.float64)
+    fps = fixedpoints.find(_DoubleWell(), starts, n_starts=None, noise=0.0)
+    assert fps.by_index() == {0: 2, 1: 1}
+    path = tmp_path / "results.h5"
+    with h5py.File(path, "w") as f:  # the layout the fixedpoints stage writes
+        g = f.create_group("well/fixed_points")
+        for key in ("xstar", "q", "eigvals", "n_unstable", "stable", "jacobians"):
+            g[key] = getattr(fps, key).numpy()
+        g.attrs.update({"continuous": True, "tol_q": fps.tol_q})
+    back = stored_fixed_points(path, "well", n_inputs=1)
+    assert stored_fixed_points(path, "other", n_inputs=1) is None
+    assert stored_fixed_points(tmp_path / "absent.h5", "well", n_inputs=1) is None
+    assert torch.equal(back.xstar, fps.xstar) and back.by_index() == {0: 2, 1: 1} and back.inputs.shape == (3, 1)
+    summary = fixedpoints.topology_summary(back, fixedpoints.topology(_DoubleWell(), back, continuous=True))
+    assert summary["graph"] == "2 attractors, 1 saddles, attractor degrees [1x2]"
+    assert summary["index1_saddles_to_two_attractors"] == 1 and summary["ends_at_no_attractor"] == 0
 
 
 def test_compare_section_rejects_an_unknown_method(tmp_path):

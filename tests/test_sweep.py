@@ -17,9 +17,10 @@ import pytest
 import torch
 import yaml
 
+from fixedpoints.compare import describe_graph, graph_class, saddle_graph
 from pipeline.errors import ConfigError, RunError
 from pipeline.sweep import InlineExecutor, LocalExecutor, load_sweep, run_sweep, sweep_from_dict
-from pipeline.sweep.aggregate import describe_graph, graph_class, saddle_graph, within_between
+from pipeline.sweep.aggregate import within_between
 from pipeline.sweep.driver import aggregate_folder
 from pipeline.sweep.executors import Outcome
 

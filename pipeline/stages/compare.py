@@ -6,6 +6,9 @@
   checked against the simulated network (held memories, return after a perturbation).
 * All models' trajectories in one PCA space: each model's own first three PCs, aligned to the rate network's by
   orthogonal Procrustes with a scale.
+* Their dynamics: each model's fixed points (from the ``fixedpoints`` stage) linked saddle → attractor by
+  ``fixedpoints.topology`` and reduced to Maheswaranathan et al.'s graph (attractors and index-1 saddles,
+  ``fixedpoints.compare``): which models share the rate network's graph (the sweep's measure, for one run).
 
 States that enter: the rate network's rates φ(x); the LIF network's filtered spike trains (its own synaptic filter,
 double exponential τr = 2 ms, τd = the unit's τ, in spikes/s, what its readout reads); the LSNN's spikes through a
@@ -26,7 +29,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from sklearn.manifold import MDS
 
-from fixedpoints import similarity
+from fixedpoints import similarity, topology, topology_summary
 from fixedpoints.similarity import HIGHER_IS_SIMILAR, METHODS
 from ratenets.arrays import to_numpy
 from ratenets.seeds import ANALYSIS_NOISE
@@ -34,7 +37,7 @@ from spiking.meanfield import mean_field_fixed_points, perturbation_return, vali
 
 from ..context import RunContext, RunError
 from ..registry import Stage, register
-from .fixedpoints import settled_memory_steps
+from .fixedpoints import analysed_model, settled_memory_steps, stored_fixed_points
 
 UNTRAINED = "untrained"
 SKIPPED = {"lfads": "fit to recorded spikes, not driven by the task's inputs: no states on these trials"}
@@ -44,7 +47,9 @@ SKIPPED = {"lfads": "fit to recorded spikes, not driven by the task's inputs: no
 class CompareSection:
     """``n_trials`` held-out trials shared by every model; ``methods`` of ``fixedpoints.similarity``;
     ``spike_filter_ms`` the LSNN's spike filter; ``untrained``: add an untrained rate network as a reference;
-    ``meanfield_starts`` starts for the LIF mean field's fixed points (0: skip the mean field)."""
+    ``meanfield_starts`` starts for the LIF mean field's fixed points (0: skip the mean field);
+    ``topology_steps``, ``topology_epsilon``, ``match_tol``: ``fixedpoints.topology``'s ``max_steps``, ``epsilon``
+    and ``match_tol`` for each model's saddle → attractor links (0 steps: skip; the sweep's defaults)."""
 
     n_trials: int = 32
     methods: tuple[str, ...] = METHODS
@@ -52,6 +57,9 @@ class CompareSection:
     untrained: bool = True
     meanfield_starts: int = 64
     perturb_steps: int = 100
+    topology_steps: int = 2000
+    topology_epsilon: float = 0.01
+    match_tol: float = 0.05
 
     def __post_init__(self):
         if not 2 <= self.n_trials <= 100_000:
@@ -64,6 +72,11 @@ class CompareSection:
             raise ValueError(f"spike_filter_ms must be a finite number > 0, got {self.spike_filter_ms}")
         if self.meanfield_starts < 0 or self.perturb_steps < 1:
             raise ValueError("need meanfield_starts >= 0 and perturb_steps >= 1")
+        if not 0 <= self.topology_steps <= 1_000_000:
+            raise ValueError(f"topology_steps must be in [0, 1000000] (0: no topology), got {self.topology_steps}")
+        for name in ("topology_epsilon", "match_tol"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
 
 
 def exponential_filter(spikes: torch.Tensor, tau_ms: float, dt_ms: float) -> torch.Tensor:
@@ -229,6 +242,27 @@ def lif_mean_field(ctx: RunContext, lif, batch, lif_states: np.ndarray) -> tuple
     return entry, fps
 
 
+def model_topologies(ctx: RunContext) -> dict:
+    """``{model: topology_summary}`` for every model whose fixed points the ``fixedpoints`` stage stored, each
+    with ``same_graph_as_rate`` (its saddle → attractor graph isomorphic to the rate network's) when the rate
+    network has one."""
+    sec = ctx.section
+    out = {}
+    for name, entry in ctx.summary.get("fixed_points", {}).items():
+        fps = None if "same_map_as" in entry else stored_fixed_points(ctx.h5, name, ctx.task.n_inputs)
+        if fps is None or len(fps) == 0:
+            continue
+        model, _ = analysed_model(ctx, name)
+        topo = topology(model, fps, epsilon=sec.topology_epsilon, max_steps=sec.topology_steps,
+                        match_tol=sec.match_tol)
+        out[name] = topology_summary(fps, topo)
+        ctx.log(f"compare: {name}: saddle → attractor graph: {out[name]['graph']}")
+    if "rate" in out:
+        for entry in out.values():
+            entry["same_graph_as_rate"] = entry["graph_class"] == out["rate"]["graph_class"]
+    return out
+
+
 def stored_points(ctx: RunContext, models: dict, names) -> dict:
     """``{name: (stable [K], points [K,D])}`` from the fixedpoints stage's ``results.h5``, in the space of the states
     compared here (a model with ``rates(x)``, the rate network, maps its points through it)."""
@@ -274,6 +308,8 @@ def run(ctx: RunContext) -> None:
     ctx.writer.figure("similarity_heatmaps", heatmap_figure(ctx.summary["similarity"]))
     if len(states) >= 3:
         ctx.writer.figure("similarity_mds", mds_figure(ctx.summary["similarity"], ctx.cfg.seed))
+    if sec.topology_steps:
+        ctx.summary["compare"]["topology"] = model_topologies(ctx)
     points = {}
     if "lif" in models and sec.meanfield_starts:
         entry, fps = lif_mean_field(ctx, models["lif"], batch.to("cpu"), states["lif"])
@@ -314,6 +350,17 @@ def report(ctx: RunContext) -> list[str]:
                   f"{_num(v.get('median_distance_over_spacing'))}× the spacing between points); after a "
                   f"{_num(v.get('kick_hz'), 0)} Hz kick the network returned to "
                   f"{_num(v.get('fraction_returned'))} of the stable points.", ""]
+    topo = ctx.summary.get("compare", {}).get("topology") or {}
+    if topo:
+        lines += ["**Dynamics**: each model's saddle → attractor graph (attractors and index-1 saddles, each saddle "
+                  "linked to the attractors its unstable directions reach; Maheswaranathan et al. 2019).", "",
+                  "| model | stable points | index-1 saddles | graph | same graph as rate |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, t in topo.items():
+            same = {True: "yes", False: "no"}.get(t.get("same_graph_as_rate"), "–")
+            lines.append(f"| {name} | {t.get('n_stable', '–')} | {t.get('n_index1', '–')} | {t.get('graph', '–')} "
+                         f"| {same} |")
+        lines.append("")
     for name, why in ctx.summary.get("compare", {}).get("skipped", {}).items():
         lines.append(f"{name}: not compared ({why}).")
     return lines

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fixedpoints import find, state_trajectories, summarize
+from fixedpoints import FixedPoints, find, state_trajectories, summarize
 from fixedpoints.plots import plot_eigenvalues, plot_fixed_points
 from ratenets.seeds import ANALYSIS_NOISE
 from tasks import TaskBatch
@@ -130,6 +132,29 @@ def analysed_model(ctx: RunContext, name: str):
     if hasattr(model, "smooth_surrogate"):
         return model.smooth_surrogate(), "smooth surrogate (spikes replaced by their expected value)"
     return model, "the model itself"
+
+
+def stored_fixed_points(h5_path, name: str, n_inputs: int) -> FixedPoints | None:
+    """The fixed points this stage wrote for model ``name`` in ``results.h5`` (None when there are none), rebuilt
+    as ``FixedPoints`` at zero input with their eigenvectors recomputed from the stored Jacobians."""
+    import h5py
+
+    from fixedpoints.linear import eigen
+
+    if not Path(h5_path).exists():
+        return None
+    with h5py.File(h5_path, "r") as f:
+        g = f.get(f"{name}/fixed_points")
+        if g is None or "xstar" not in g:
+            return None
+        xstar, q, jac = (torch.from_numpy(np.asarray(g[k])) for k in ("xstar", "q", "jacobians"))
+        n_unstable = torch.from_numpy(np.asarray(g["n_unstable"])).long()
+        stable = torch.from_numpy(np.asarray(g["stable"])).bool()
+        continuous, tol_q = bool(g.attrs["continuous"]), float(g.attrs["tol_q"])
+    vals, vecs = eigen(jac, continuous)
+    k, d = xstar.shape
+    return FixedPoints(xstar, xstar.new_zeros(k, n_inputs), q, xstar.clone(), jac, xstar.new_zeros(k, d, n_inputs),
+                       vals, vecs, n_unstable, stable, q > tol_q, continuous=continuous, tol_q=tol_q)
 
 
 LIF_NOTE = ("not analysed on its own terms: a transferred LIF network has no smooth map of its own here, so its "

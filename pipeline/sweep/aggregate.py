@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from fixedpoints.compare import topology_summary
 from ratenets import load_model
 from ratenets.arrays import to_numpy
 from ratenets.atomic import atomic_write, atomic_write_text
@@ -33,6 +34,7 @@ from ratenets.plots import save_figure
 from ratenets.seeds import ANALYSIS_NOISE, HELD_OUT, stream
 
 from ..outputs import OutputError, _jsonable, read_json
+from ..stages.fixedpoints import stored_fixed_points
 from .config import ARCHITECTURES, AggregateSection, Network, SweepConfig
 
 CACHE = "aggregate_cache"
@@ -81,74 +83,16 @@ def network_states(run: Path, net: Network, agg: AggregateSection) -> np.ndarray
 
 
 def _fixed_points(run: Path, net: Network):
-    """The run's fixed points of the network's analysed model, rebuilt from ``results.h5`` with their
-    eigenvectors (``fixedpoints.linear.eigen``), and the smooth model they belong to."""
-    import h5py
-
-    from fixedpoints import FixedPoints
-    from fixedpoints.linear import eigen
-
+    """The run's fixed points of the network's analysed model (``stored_fixed_points``) and the smooth model
+    they belong to."""
     name = net.fixed_point_model
-    with h5py.File(run / "results.h5", "r") as f:
-        g = f[f"{name}/fixed_points"]
-        xstar = torch.from_numpy(np.asarray(g["xstar"]))
-        q = torch.from_numpy(np.asarray(g["q"]))
-        jac = torch.from_numpy(np.asarray(g["jacobians"]))
-        n_unstable = torch.from_numpy(np.asarray(g["n_unstable"])).long()
-        stable = torch.from_numpy(np.asarray(g["stable"])).bool()
-        continuous = bool(g.attrs["continuous"])
-        tol_q = float(g.attrs["tol_q"])
-    vals, vecs = eigen(jac, continuous)
-    k, d = xstar.shape
+    fps = stored_fixed_points(run / "results.h5", name, net.config.make_task().n_inputs)
+    if fps is None:
+        raise OutputError(f"{run / 'results.h5'} holds no fixed points of {name}")
     model = load_model(run / "checkpoints" / f"{name}.pt").eval()
     if hasattr(model, "smooth_surrogate"):
         model = model.smooth_surrogate()
-    n_in = net.config.make_task().n_inputs
-    zeros_in = xstar.new_zeros(k, n_in)
-    fps = FixedPoints(xstar, zeros_in, q, xstar.clone(), jac, xstar.new_zeros(k, d, n_in), vals, vecs, n_unstable,
-                      stable, q > tol_q, continuous=continuous, tol_q=tol_q)
     return fps, model
-
-
-def saddle_graph(fps, topo, max_index: int = 1):
-    """The saddle -> attractor graph as an undirected ``networkx.Graph``: the stable points, the saddles of index
-    1..``max_index`` (Maheswaranathan et al.'s graph: index-1 saddles between attractors; higher-index saddles, whose
-    many unstable directions land wherever their arbitrary eigenvector signs point, are left out), an edge from
-    each saddle to every attractor its unstable directions reach, and a node ``none`` for ends at no attractor.
-    Nodes are labelled by their index; points on no edge are left out."""
-    import networkx as nx
-
-    g = nx.Graph()
-    for saddle, attractor in sorted({(s, a) for s, _, _, a in topo.edges}):
-        if int(fps.n_unstable[saddle]) > max_index:
-            continue
-        g.add_node(saddle, label=f"i{int(fps.n_unstable[saddle])}")
-        end = "none" if attractor < 0 else attractor
-        g.add_node(end, label="none" if attractor < 0 else "i0")
-        g.add_edge(saddle, end)
-    return g
-
-
-def graph_class(fps, topo, max_index: int = 1) -> str:
-    """An isomorphism-invariant label of ``saddle_graph`` (its Weisfeiler-Lehman hash; isomorphic graphs always
-    share it, and for graphs this small and regular different ones practically never do)."""
-    import networkx as nx
-
-    return nx.weisfeiler_lehman_graph_hash(saddle_graph(fps, topo, max_index), node_attr="label", iterations=4)[:12]
-
-
-def describe_graph(g) -> str:
-    """``8 attractors, 12 saddles, attractor degrees [3x8]`` (each index-1 saddle one link between two memories)."""
-    if g.number_of_nodes() == 0:
-        return "no saddle of index 1 (no attractor linked to another)"
-    attractors = [n for n, d in g.nodes(data=True) if d["label"] == "i0"]
-    saddles = [n for n, d in g.nodes(data=True) if d["label"].startswith("i") and d["label"] != "i0"]
-    degrees: dict[int, int] = {}
-    for a in attractors:
-        degrees[g.degree(a)] = degrees.get(g.degree(a), 0) + 1
-    text = ", ".join(f"{k}x{v}" for k, v in sorted(degrees.items(), reverse=True))
-    extra = ", some ends at no attractor" if "none" in g else ""
-    return f"{len(attractors)} attractors, {len(saddles)} saddles, attractor degrees [{text}]{extra}"
 
 
 def network_topology(run: Path, net: Network, agg: AggregateSection) -> dict:
@@ -157,19 +101,7 @@ def network_topology(run: Path, net: Network, agg: AggregateSection) -> dict:
     fps, model = _fixed_points(run, net)
     topo = topology(model, fps, epsilon=agg.topology_epsilon, max_steps=agg.topology_steps,
                     match_tol=agg.match_tol)
-    graph = topo.graph()
-    index_1 = [s for s in graph if int(fps.n_unstable[s]) == 1]
-    return {
-        "n_points": len(fps),
-        "n_stable": int(fps.stable.sum()),
-        "by_index": {str(k): v for k, v in sorted(fps.by_index().items())},
-        "graph_class": graph_class(fps, topo),
-        "graph": describe_graph(saddle_graph(fps, topo)),
-        "n_saddles_linked": len(graph),
-        "index1_saddles_to_two_attractors": sum(1 for s in index_1 if len([a for a in graph[s] if a >= 0]) == 2),
-        "n_index1": len(index_1),
-        "ends_at_no_attractor": sum(1 for e in topo.edges if e[3] < 0),
-    }
+    return topology_summary(fps, topo)
 
 
 def network_features(folder: Path, net: Network, agg: AggregateSection, log=print) -> tuple[str, dict, np.ndarray]:
@@ -456,4 +388,4 @@ def report_lines(s: dict) -> list[str]:
     return lines
 
 
-__all__ = ["ARCHITECTURES", "aggregate_sweep", "graph_class", "saddle_graph", "within_between"]
+__all__ = ["ARCHITECTURES", "aggregate_sweep", "within_between"]
