@@ -57,6 +57,29 @@ def test_rls_equals_ridge_regression():
     assert torch.allclose(p, torch.linalg.inv(gram), atol=1e-10)
 
 
+def test_rls_with_forgetting_equals_exponentially_weighted_ridge_regression():
+    """With forgetting factor λ, after K samples: argmin Σᵢ λ^(K−i) (wᵀrᵢ − fᵢ)² + λ^K α‖w‖² (from w = 0)."""
+    g = torch.Generator().manual_seed(1)
+    n_nets, n, k, alpha, lam = 2, 5, 60, 0.5, 0.9
+    r = torch.randn(n_nets, k, n, generator=g, dtype=torch.float64)
+    f = torch.randn(n_nets, k, 1, generator=g, dtype=torch.float64)
+    p = rls_matrix(n_nets, n, 1 / alpha, torch.float64)
+    w = torch.zeros(n_nets, 1, n, dtype=torch.float64)
+    for i in range(k):
+        err = torch.bmm(w, r[:, i].unsqueeze(-1)).squeeze(-1) - f[:, i]
+        rls_update(p, w, r[:, i], err, forget=lam)
+    weight = lam ** torch.arange(k - 1, -1, -1, dtype=torch.float64)  # λ^(K−i) for i = 1..K
+    gram = lam**k * alpha * torch.eye(n, dtype=torch.float64) + r.transpose(1, 2) @ (weight[:, None] * r)
+    solution = torch.linalg.solve(gram, r.transpose(1, 2) @ (weight[:, None] * f)).transpose(1, 2)
+    assert torch.allclose(w, solution, atol=1e-9)
+    assert torch.allclose(p, torch.linalg.inv(gram), atol=1e-9)
+    plain = torch.zeros_like(w)  # and it is not plain RLS: the old samples weigh less
+    p1 = rls_matrix(n_nets, n, 1 / alpha, torch.float64)
+    for i in range(k):
+        rls_update(p1, plain, r[:, i], torch.bmm(plain, r[:, i].unsqueeze(-1)).squeeze(-1) - f[:, i])
+    assert (plain - w).abs().max() > 1e-2
+
+
 def test_rls_refuses_a_non_finite_state_and_keeps_its_weights():
     p = rls_matrix(1, 4, 1.0)
     w = torch.ones(1, 1, 4)
