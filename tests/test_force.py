@@ -40,17 +40,23 @@ def tiny(n=30, seed=0, **kw) -> ForceRNN:
     return ForceRNN(ForceConfig(n_units=n, dt_ms=1.0, tau_ms=1.0, **kw), seed=seed)
 
 
+def _rls_from_zero(r, f, alpha, forget=1.0):
+    """RLS over samples ``r [M,K,N]``, targets ``f [M,K,O]`` from w = 0, P(0) = I/α: ``(w [M,O,N], P)``."""
+    p = rls_matrix(r.shape[0], r.shape[2], 1 / alpha, r.dtype)
+    w = torch.zeros(r.shape[0], f.shape[2], r.shape[2], dtype=r.dtype)
+    for i in range(r.shape[1]):
+        err = torch.bmm(w, r[:, i].unsqueeze(-1)).squeeze(-1) - f[:, i]
+        rls_update(p, w, r[:, i], err, forget=forget)
+    return w, p
+
+
 def test_rls_equals_ridge_regression():
     """RLS from w = 0, P(0) = I/α after K samples is the ridge solution (αI + RᵀR)⁻¹ Rᵀf, for each network."""
     g = torch.Generator().manual_seed(0)
     n_nets, n, k, alpha = 3, 6, 40, 0.5
     r = torch.randn(n_nets, k, n, generator=g, dtype=torch.float64)
     f = torch.randn(n_nets, k, 2, generator=g, dtype=torch.float64)
-    p = rls_matrix(n_nets, n, 1 / alpha, torch.float64)
-    w = torch.zeros(n_nets, 2, n, dtype=torch.float64)
-    for i in range(k):
-        err = torch.bmm(w, r[:, i].unsqueeze(-1)).squeeze(-1) - f[:, i]
-        rls_update(p, w, r[:, i], err)
+    w, p = _rls_from_zero(r, f, alpha)
     gram = alpha * torch.eye(n, dtype=torch.float64) + r.transpose(1, 2) @ r
     ridge = torch.linalg.solve(gram, r.transpose(1, 2) @ f).transpose(1, 2)
     assert torch.allclose(w, ridge, atol=1e-10)
@@ -63,21 +69,13 @@ def test_rls_with_forgetting_equals_exponentially_weighted_ridge_regression():
     n_nets, n, k, alpha, lam = 2, 5, 60, 0.5, 0.9
     r = torch.randn(n_nets, k, n, generator=g, dtype=torch.float64)
     f = torch.randn(n_nets, k, 1, generator=g, dtype=torch.float64)
-    p = rls_matrix(n_nets, n, 1 / alpha, torch.float64)
-    w = torch.zeros(n_nets, 1, n, dtype=torch.float64)
-    for i in range(k):
-        err = torch.bmm(w, r[:, i].unsqueeze(-1)).squeeze(-1) - f[:, i]
-        rls_update(p, w, r[:, i], err, forget=lam)
+    w, p = _rls_from_zero(r, f, alpha, forget=lam)
     weight = lam ** torch.arange(k - 1, -1, -1, dtype=torch.float64)  # λ^(K−i) for i = 1..K
     gram = lam**k * alpha * torch.eye(n, dtype=torch.float64) + r.transpose(1, 2) @ (weight[:, None] * r)
     solution = torch.linalg.solve(gram, r.transpose(1, 2) @ (weight[:, None] * f)).transpose(1, 2)
     assert torch.allclose(w, solution, atol=1e-9)
     assert torch.allclose(p, torch.linalg.inv(gram), atol=1e-9)
-    plain = torch.zeros_like(w)  # and it is not plain RLS: the old samples weigh less
-    p1 = rls_matrix(n_nets, n, 1 / alpha, torch.float64)
-    for i in range(k):
-        rls_update(p1, plain, r[:, i], torch.bmm(plain, r[:, i].unsqueeze(-1)).squeeze(-1) - f[:, i])
-    assert (plain - w).abs().max() > 1e-2
+    assert (_rls_from_zero(r, f, alpha)[0] - w).abs().max() > 1e-2  # not plain RLS: old samples weigh less
 
 
 def test_rls_refuses_a_non_finite_state_and_keeps_its_weights():
