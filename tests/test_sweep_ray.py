@@ -19,6 +19,10 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: these tests need 
 
 from pipeline.sweep import InlineExecutor, load_sweep, run_sweep  # noqa: E402
 
+# Under pytest-xdist (the default run) every test here goes to one worker, so the module's cluster starts once
+# and no two Ray clusters share the machine.
+pytestmark = pytest.mark.xdist_group("ray")
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "sweep_tiny.yaml"
 # Keep every Ray process on loopback: with this set Ray takes 127.0.0.1 as this node's address (otherwise it
