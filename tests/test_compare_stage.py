@@ -95,11 +95,17 @@ def test_stored_fixed_points_rebuild_their_unstable_directions_and_topology(tmp_
     assert summary["index1_saddles_to_two_attractors"] == 1 and summary["ends_at_no_attractor"] == 0
 
 
-def test_compare_section_rejects_an_unknown_method(tmp_path):
+@pytest.mark.parametrize(("section", "message"), [
+    ({"methods": ["cka", "rsa"]}, "methods must be a non-empty list of cca"),
+    ({"topology_steps": -1}, "topology_steps must be in [0, 1000000]"),
+    ({"match_tol": 0}, "match_tol must be a finite number > 0"),
+])
+def test_compare_section_rejects_bad_values_in_one_line(tmp_path, section, message):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "compare": {"methods": ["cka", "rsa"]}}))
-    with pytest.raises(ConfigError, match="methods must be a non-empty list of cca"):
+    path.write_text(yaml.safe_dump({**TINY, "compare": section}))
+    with pytest.raises(ConfigError) as err:
         load_config(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_exponential_filter_of_a_regular_train_gives_its_rate():
