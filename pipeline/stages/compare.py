@@ -242,16 +242,24 @@ def lif_mean_field(ctx: RunContext, lif, batch, lif_states: np.ndarray) -> tuple
     return entry, fps
 
 
-def model_topologies(ctx: RunContext) -> dict:
-    """``{model: topology_summary}`` for every model whose fixed points the ``fixedpoints`` stage stored, each
-    with ``same_graph_as_rate`` (its saddle → attractor graph isomorphic to the rate network's) when the rate
-    network has one."""
-    sec = ctx.section
+def stored_fixed_points_of(ctx: RunContext) -> dict:
+    """``{model: FixedPoints}`` for every model whose fixed points (at least one) the ``fixedpoints`` stage stored
+    in ``results.h5`` (the LIF network has none of its own: it shares the rate network's map)."""
     out = {}
     for name, entry in ctx.summary.get("fixed_points", {}).items():
         fps = None if "same_map_as" in entry else stored_fixed_points(ctx.h5, name, ctx.task.n_inputs)
-        if fps is None or len(fps) == 0:
-            continue
+        if fps is not None and len(fps):
+            out[name] = fps
+    return out
+
+
+def model_topologies(ctx: RunContext, fixed: dict) -> dict:
+    """``{model: topology_summary}`` for every model of ``fixed`` (``stored_fixed_points_of``), each with
+    ``same_graph_as_rate`` (its saddle → attractor graph isomorphic to the rate network's) when the rate network
+    has one."""
+    sec = ctx.section
+    out = {}
+    for name, fps in fixed.items():
         model, _ = analysed_model(ctx, name)
         topo = topology(model, fps, epsilon=sec.topology_epsilon, max_steps=sec.topology_steps,
                         match_tol=sec.match_tol)
@@ -263,26 +271,16 @@ def model_topologies(ctx: RunContext) -> dict:
     return out
 
 
-def stored_points(ctx: RunContext, models: dict, names) -> dict:
-    """``{name: (stable [K], points [K,D])}`` from the fixedpoints stage's ``results.h5``, in the space of the states
+def points_in_state_space(models: dict, fixed: dict, names) -> dict:
+    """``{name: (stable [K], points [K,D])}`` of the models ``names`` among ``fixed``, in the space of the states
     compared here (a model with ``rates(x)``, the rate network, maps its points through it)."""
-    import h5py
-
     out = {}
-    if not ctx.h5.exists():
-        return out
-    with h5py.File(ctx.h5, "r") as f:
-        for name in names:
-            group = f.get(f"{name}/fixed_points")
-            if group is None or "xstar" not in group or len(group["xstar"]) == 0:
-                continue
-            xstar = torch.as_tensor(group["xstar"][()])
-            stable = np.asarray(group["stable"][()], dtype=bool)
-            model = models[name]
-            with torch.no_grad():
-                if hasattr(model, "rates"):
-                    xstar = model.rates(xstar.to(next(model.parameters()).device, torch.float32))
-            out[name] = (stable, to_numpy(xstar, np.float64))
+    for name in (n for n in names if n in fixed):
+        xstar, model = fixed[name].xstar, models[name]
+        with torch.no_grad():
+            if hasattr(model, "rates"):
+                xstar = model.rates(xstar.to(next(model.parameters()).device, torch.float32))
+        out[name] = (to_numpy(fixed[name].stable).astype(bool), to_numpy(xstar, np.float64))
     return out
 
 
@@ -308,8 +306,9 @@ def run(ctx: RunContext) -> None:
     ctx.writer.figure("similarity_heatmaps", heatmap_figure(ctx.summary["similarity"]))
     if len(states) >= 3:
         ctx.writer.figure("similarity_mds", mds_figure(ctx.summary["similarity"], ctx.cfg.seed))
+    fixed = stored_fixed_points_of(ctx)
     if sec.topology_steps:
-        ctx.summary["compare"]["topology"] = model_topologies(ctx)
+        ctx.summary["compare"]["topology"] = model_topologies(ctx, fixed)
     points = {}
     if "lif" in models and sec.meanfield_starts:
         entry, fps = lif_mean_field(ctx, models["lif"], batch.to("cpu"), states["lif"])
@@ -317,7 +316,8 @@ def run(ctx: RunContext) -> None:
         points["lif"] = (to_numpy(fps.stable).astype(bool), to_numpy(fps.xstar, np.float64))
         ctx.log(f"compare: LIF mean field: {len(fps)} points, by index {fps.by_index()}, validation "
                 f"{entry['validation']}")
-    points.update(stored_points(ctx, models, [n for n in states if n not in ("lif", "lsnn", "force", UNTRAINED)]))
+    own_space = [n for n in states if n not in ("lif", "lsnn", "force", UNTRAINED)]  # points in these states' space
+    points.update(points_in_state_space(models, fixed, own_space))
     if "rate" in states:
         aligned = aligned_pcs(states, "rate")
         projected = {n: (st, aligned[n][1](x)) for n, (st, x) in points.items() if len(x)}
