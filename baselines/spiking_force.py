@@ -324,10 +324,11 @@ class SpikingForceFit(NamedTuple):
     seconds: float
 
 
-def sine_target(n_steps: int, dt_ms: float, freq_hz: float = 5.0, amplitude: float = 1.0) -> torch.Tensor:
-    """N&C's target ``sin(2π f t)``, t in s, one value per rate step: ``[T,1]``."""
+def sine_target(n_steps: int, dt_ms: float, freq_hz: float = 5.0, amplitude: float = 1.0,
+                phase: float = 0.0) -> torch.Tensor:
+    """N&C's target ``sin(2π f t + phase)``, t in s, one value per rate step: ``[T,1]``."""
     t = torch.arange(1, n_steps + 1, dtype=torch.float64) * (dt_ms / 1000.0)
-    return (amplitude * torch.sin(2 * math.pi * freq_hz * t)).float().unsqueeze(-1)
+    return (amplitude * torch.sin(2 * math.pi * freq_hz * t + phase)).float().unsqueeze(-1)
 
 
 def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms: float, test_ms: float,

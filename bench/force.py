@@ -113,17 +113,21 @@ def ours(models) -> tuple[float, list[float]]:
 
 
 def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = None, rls_float64: bool = False,
-            float64: bool = False, rls_every_ms: float = 2.5, forget: float = 1.0) -> None:
-    """N&C's protocol on each seed, side by side in one call."""
-    cfg = SpikingForceConfig(n_units=n_units, **overrides)
+            float64: bool = False, rls_every_ms: float = 2.5, forget: float = 1.0, quadrature: bool = False) -> None:
+    """N&C's protocol on each seed, side by side in one call. ``quadrature``: a second output learns the cosine
+    (both fed back); the error is the sine's."""
+    cfg = SpikingForceConfig(n_units=n_units, n_outputs=2 if quadrature else 1, **overrides)
     settle, train, test = 5000.0, 5000.0, 5000.0
     target = sine_target(round((settle + train + test) / cfg.dt_ms), cfg.dt_ms)
+    if quadrature:
+        target = torch.cat([target, sine_target(len(target), cfg.dt_ms, freq_hz=5.0, phase=math.pi / 2)], dim=1)
     nets = [SpikingForce(cfg, seed=s) for s in seeds]
     if float64:
         nets = [m.double() for m in nets]
     fits = fit_spiking_force(nets, target, settle_ms=settle, train_ms=train, test_ms=test, raster_units=0, p0=p0,
                              rls_float64=rls_float64 or float64, rls_every_ms=rls_every_ms, forget=forget)
-    errors = [f.test_rmse for f in fits]
+    window = slice(fits[0].train_steps[1], None)  # the sine's error (with quadrature, output 0 alone)
+    errors = [float(torch.sqrt(((f.outputs[window, 0] - f.targets[window, 0]) ** 2).mean())) for f in fits]
     rates = [float(f.run.n_spikes.mean()) / ((settle + train + test) / 1000) for f in fits]
     phases = [phase_drift(f, cfg.dt_ms)[:, 0].tolist() for f in fits]  # per test second, rad
     for s, e, r, ph in zip(seeds, errors, rates, phases):
@@ -135,7 +139,8 @@ def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = 
                       "test_rmse": [round(e, 4) for e in errors], "rate_hz": [round(r, 2) for r in rates],
                       "phase_rad_per_test_s": [[round(v, 3) for v in ph] for ph in phases],
                       "config": cfg.config_dict(), "p0": p0, "rls_float64": rls_float64 or float64, "float64": float64,
-                      "rls_every_ms": rls_every_ms, "forget": forget, "seconds": round(fits[0].seconds, 1),
+                      "rls_every_ms": rls_every_ms, "forget": forget, "quadrature": quadrature,
+                      "seconds": round(fits[0].seconds, 1),
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
@@ -153,12 +158,13 @@ def main() -> None:
     ap.add_argument("--float64", action="store_true", help="spiking: the whole network in float64 (as N&C's MATLAB)")
     ap.add_argument("--rls-every-ms", type=float, default=2.5, help="spiking: RLS period (N&C: 2.5 ms)")
     ap.add_argument("--forget", type=float, default=1.0, help="spiking: RLS forgetting factor per update (N&C: 1)")
+    ap.add_argument("--quadrature", action="store_true", help="spiking: a second output learns the cosine (fed back)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.spiking:
         chosen = {"gain": args.gain, "feedback_scale": args.feedback_scale}
         spiking(args.spiking, args.n_units or 2000, {k: v for k, v in chosen.items() if v is not None}, args.p0,
-                args.rls_float64, args.float64, args.rls_every_ms, args.forget)
+                args.rls_float64, args.float64, args.rls_every_ms, args.forget, args.quadrature)
         return
     n = args.n_units or 1000
 
