@@ -318,17 +318,20 @@ class SpikingForceFit(NamedTuple):
     outputs: torch.Tensor  # [T,O] z per rate step over settle + train + test
     targets: torch.Tensor  # [T,O]
     train_steps: tuple[int, int]  # [start, stop) rate steps that learned
-    test_rmse: float  # RMSE over the test window, learning off
-    test_amplitude: float  # (max - min)/2 of the target over the test window
+    test_rmse: float  # RMSE of output 0 (the target) over the test window, learning off
+    test_amplitude: float  # (max - min)/2 of target 0 over the test window
     run: SpikingForceRun
     seconds: float
 
 
 def sine_target(n_steps: int, dt_ms: float, freq_hz: float = 5.0, amplitude: float = 1.0,
-                phase: float = 0.0) -> torch.Tensor:
-    """N&C's target ``sin(2π f t + phase)``, t in s, one value per rate step: ``[T,1]``."""
+                quadrature: bool = False) -> torch.Tensor:
+    """N&C's target ``sin(2π f t)``, t in s, one value per rate step: ``[T,1]``; with ``quadrature`` also its
+    partner ``cos(2π f t)`` as a second output, ``[T,2]`` (``QUADRATURE_SINE``)."""
     t = torch.arange(1, n_steps + 1, dtype=torch.float64) * (dt_ms / 1000.0)
-    return (amplitude * torch.sin(2 * math.pi * freq_hz * t + phase)).float().unsqueeze(-1)
+    angle = 2 * math.pi * freq_hz * t
+    parts = [torch.sin(angle), torch.cos(angle)] if quadrature else [torch.sin(angle)]
+    return (amplitude * torch.stack(parts, dim=-1)).float()
 
 
 def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms: float, test_ms: float,
@@ -336,10 +339,11 @@ def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms
                       rls_float64: bool = False, p0: float | None = None, forget: float = 1.0):
     """N&C's protocol for a generation target (no input): ``settle_ms`` without learning, ``train_ms`` with RLS
     every ``rls_every_ms``, ``test_ms`` with learning off; ``target [T,O]`` holds one value per rate step over the
-    whole run (a target of another length is refused before anything runs). The test RMSE is over the test
-    window. ``model``: one network (returns its ``SpikingForceFit``) or a list of networks trained side by side
-    in one simulation (returns one ``SpikingForceFit`` each; ``seconds`` is the whole call's). ``p0``: P(0) = p0·I
-    (None: ``simulate_spiking_force``'s default); ``forget``: the RLS forgetting factor per update (1: N&C's)."""
+    whole run (a target of another length is refused before anything runs). The test RMSE is output 0's over the
+    test window (further outputs, such as a quadrature partner, are trained and fed back but not scored).
+    ``model``: one network (returns its ``SpikingForceFit``) or a list of networks trained side by side in one
+    simulation (returns one ``SpikingForceFit`` each; ``seconds`` is the whole call's). ``p0``: P(0) = p0·I (None:
+    ``simulate_spiking_force``'s default); ``forget``: the RLS forgetting factor per update (1: N&C's)."""
     import time
 
     nets = _stack_networks(model)
@@ -368,11 +372,11 @@ def fit_spiking_force(model, target: torch.Tensor, *, settle_ms: float, train_ms
                                  rls_float64=rls_float64, p0=p0, forget=forget)
     seconds = time.perf_counter() - t0
     f, test = target.float(), slice(stop, n_steps)
-    amp = float((f[test].max() - f[test].min()) / 2)
+    amp = float((f[test, 0].max() - f[test, 0].min()) / 2)
     fits = []
     for i in range(m):
         z = run.outputs[i].cpu()
-        err = float(torch.sqrt(((z[test] - f[test]) ** 2).mean()))
+        err = float(torch.sqrt(((z[test, 0] - f[test, 0]) ** 2).mean()))
         own = run
         if m > 1:  # network i's share of the run, as if it had run alone
             ev = run.raster[run.raster[:, 0] == i]

@@ -118,16 +118,14 @@ def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = 
     (both fed back); the error is the sine's."""
     cfg = SpikingForceConfig(n_units=n_units, n_outputs=2 if quadrature else 1, **overrides)
     settle, train, test = 5000.0, 5000.0, 5000.0
-    target = sine_target(round((settle + train + test) / cfg.dt_ms), cfg.dt_ms)
-    if quadrature:
-        target = torch.cat([target, sine_target(len(target), cfg.dt_ms, freq_hz=5.0, phase=math.pi / 2)], dim=1)
+    target = sine_target(round((settle + train + test) / cfg.dt_ms), cfg.dt_ms, quadrature=quadrature)
+
     nets = [SpikingForce(cfg, seed=s) for s in seeds]
     if float64:
         nets = [m.double() for m in nets]
     fits = fit_spiking_force(nets, target, settle_ms=settle, train_ms=train, test_ms=test, raster_units=0, p0=p0,
                              rls_float64=rls_float64 or float64, rls_every_ms=rls_every_ms, forget=forget)
-    window = slice(fits[0].train_steps[1], None)  # the sine's error (with quadrature, output 0 alone)
-    errors = [float(torch.sqrt(((f.outputs[window, 0] - f.targets[window, 0]) ** 2).mean())) for f in fits]
+    errors = [f.test_rmse for f in fits]  # the sine's (output 0)
     rates = [float(f.run.n_spikes.mean()) / ((settle + train + test) / 1000) for f in fits]
     phases = [phase_drift(f, cfg.dt_ms)[:, 0].tolist() for f in fits]  # per test second, rad
     for s, e, r, ph in zip(seeds, errors, rates, phases):

@@ -267,6 +267,23 @@ def test_spiking_force_learns_a_sine_and_refuses_bad_targets():
     assert len(fit.run.raster) > 0 and int(fit.run.raster[:, 2].max()) < 20
 
 
+def test_a_quadrature_target_is_trained_and_fed_back_but_only_the_sine_is_scored():
+    """``sine_target(quadrature=True)`` = [sin, cos](2π5t); with it the network has two outputs, both trained, and the
+    fit's test RMSE and amplitude are the sine's alone."""
+    target = sine_target(720, 2.5, quadrature=True)
+    t = torch.arange(1, 721, dtype=torch.float64) * 2.5e-3
+    assert target.shape == (720, 2)
+    assert torch.allclose(target[:, 1].double(), torch.cos(2 * math.pi * 5 * t), atol=1e-6)
+    assert torch.equal(target[:, :1], sine_target(720, 2.5))
+    net = SpikingForce(SpikingForceConfig(n_units=300, n_outputs=2, dt_ms=2.5), seed=0)
+    fit = fit_spiking_force(net, target, settle_ms=400, train_ms=1000, test_ms=400, raster_units=0)
+    assert net.w_out[0].any() and net.w_out[1].any()  # both outputs learned
+    test = slice(fit.train_steps[1], None)
+    assert fit.test_rmse == pytest.approx(float(torch.sqrt(((fit.outputs[test, 0] - target[test, 0]) ** 2).mean())))
+    assert fit.test_amplitude == pytest.approx(float(target[test, 0].max() - target[test, 0].min()) / 2)
+    assert fit.test_rmse < 0.5 * float(torch.sqrt((target[test, 0] ** 2).mean()))
+
+
 def test_phase_drift_reads_a_known_lag_and_amplitude():
     """On a made-up fit whose test output is 0.8·sin(2π5t − 0.1·(t − t0)/s): phase −0.1 rad more per second."""
     dt, n_train, n = 0.5, 200, 200 + 6000
