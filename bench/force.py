@@ -119,7 +119,6 @@ def spiking(seeds: list[int], n_units: int, overrides: dict, p0: float | None = 
     cfg = SpikingForceConfig(n_units=n_units, n_outputs=2 if quadrature else 1, **overrides)
     settle, train, test = 5000.0, 5000.0, 5000.0
     target = sine_target(round((settle + train + test) / cfg.dt_ms), cfg.dt_ms, quadrature=quadrature)
-
     nets = [SpikingForce(cfg, seed=s) for s in seeds]
     if float64:
         nets = [m.double() for m in nets]

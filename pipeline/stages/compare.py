@@ -37,7 +37,7 @@ from spiking.meanfield import mean_field_fixed_points, perturbation_return, vali
 
 from ..context import RunContext, RunError
 from ..registry import Stage, register
-from .fixedpoints import analysed_model, settled_memory_steps, stored_fixed_points
+from .fixedpoints import analysed_form, analysed_model, settled_memory_steps, stored_fixed_points
 
 UNTRAINED = "untrained"
 SKIPPED = {"lfads": "fit to recorded spikes, not driven by the task's inputs: no states on these trials"}
@@ -253,14 +253,14 @@ def stored_fixed_points_of(ctx: RunContext) -> dict:
     return out
 
 
-def model_topologies(ctx: RunContext, fixed: dict) -> dict:
+def model_topologies(ctx: RunContext, fixed: dict, models: dict) -> dict:
     """``{model: topology_summary}`` for every model of ``fixed`` (``stored_fixed_points_of``), each with
     ``same_graph_as_rate`` (its saddle → attractor graph isomorphic to the rate network's) when the rate network
-    has one."""
+    has one. ``models``: those already loaded (others are loaded from their checkpoints)."""
     sec = ctx.section
     out = {}
     for name, fps in fixed.items():
-        model, _ = analysed_model(ctx, name)
+        model, _ = analysed_form(models[name]) if name in models else analysed_model(ctx, name)
         topo = topology(model, fps, epsilon=sec.topology_epsilon, max_steps=sec.topology_steps,
                         match_tol=sec.match_tol)
         out[name] = topology_summary(fps, topo)
@@ -308,7 +308,7 @@ def run(ctx: RunContext) -> None:
         ctx.writer.figure("similarity_mds", mds_figure(ctx.summary["similarity"], ctx.cfg.seed))
     fixed = stored_fixed_points_of(ctx)
     if sec.topology_steps:
-        ctx.summary["compare"]["topology"] = model_topologies(ctx, fixed)
+        ctx.summary["compare"]["topology"] = model_topologies(ctx, fixed, models)
     points = {}
     if "lif" in models and sec.meanfield_starts:
         entry, fps = lif_mean_field(ctx, models["lif"], batch.to("cpu"), states["lif"])

@@ -125,13 +125,18 @@ def lif_memory_check(ctx: RunContext, rate_net, fps, n_trials: int = 16) -> dict
     }
 
 
-def analysed_model(ctx: RunContext, name: str):
-    """The smooth model whose fixed points stand for ``name``: the model itself, or the smooth surrogate of a
-    spiking model (an LSNN's expected-spike map)."""
-    model = ctx.load_model(name)
+def analysed_form(model):
+    """``(the smooth model whose fixed points stand for model, how)``: the model itself, or the smooth surrogate of
+    a spiking model (an LSNN's expected-spike map)."""
     if hasattr(model, "smooth_surrogate"):
         return model.smooth_surrogate(), "smooth surrogate (spikes replaced by their expected value)"
     return model, "the model itself"
+
+
+def analysed_model(ctx: RunContext, name: str):
+    """The smooth model whose fixed points stand for ``name``: the model itself, or the smooth surrogate of a
+    spiking model (an LSNN's expected-spike map)."""
+    return analysed_form(ctx.load_model(name))
 
 
 def stored_fixed_points(h5_path, name: str, n_inputs: int) -> FixedPoints | None:

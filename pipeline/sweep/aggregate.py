@@ -34,7 +34,7 @@ from ratenets.plots import save_figure
 from ratenets.seeds import ANALYSIS_NOISE, HELD_OUT, stream
 
 from ..outputs import OutputError, _jsonable, read_json
-from ..stages.fixedpoints import stored_fixed_points
+from ..stages.fixedpoints import analysed_form, stored_fixed_points
 from .config import ARCHITECTURES, AggregateSection, Network, SweepConfig
 
 CACHE = "aggregate_cache"
@@ -89,9 +89,7 @@ def _fixed_points(run: Path, net: Network):
     fps = stored_fixed_points(run / "results.h5", name, net.config.make_task().n_inputs)
     if fps is None:
         raise OutputError(f"{run / 'results.h5'} holds no fixed points of {name}")
-    model = load_model(run / "checkpoints" / f"{name}.pt").eval()
-    if hasattr(model, "smooth_surrogate"):
-        model = model.smooth_surrogate()
+    model, _ = analysed_form(load_model(run / "checkpoints" / f"{name}.pt").eval())
     return fps, model
 
 
